@@ -1,0 +1,192 @@
+import type { Redis } from 'ioredis';
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import { codecs } from '../shared/codec.js';
+import { deadLetterMessage } from '../shared/dead-letters.js';
+import { InvalidMessageError } from '../shared/errors.js';
+import { header } from '../shared/kafka.js';
+import type { Logger } from '../shared/log.js';
+import type { FusedPrediction, Prediction } from '../shared/records.js';
+import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
+import type { AggregatorConfig } from './config.js';
+import { DeadlineSweeper } from './deadline-sweeper.js';
+import { createFuser } from './fusion/index.js';
+import { type JoinEntry, JoinStore } from './join-store.js';
+import { PredictionIngress } from './prediction-ingress.js';
+import { RequestFusion } from './request-fusion.js';
+
+export interface AggregatorOptions {
+  kafka: Kafka;
+  redis: Redis;
+  /** A second connection for the deadline sweeper, so its calls never queue behind a batch. */
+  sweeperRedis: Redis;
+  topics: Topics;
+  config: AggregatorConfig;
+  joinStore: JoinStore;
+  instanceId: string;
+  logger: Logger;
+  /** Consumer group; defaults to the aggregator tier's group. */
+  groupId?: string;
+  /** How often expired requests are looked for, ms. @defaultValue 100 */
+  sweepIntervalMs?: number;
+}
+
+/** Running totals since start, for reports and tests. */
+export interface AggregatorStats {
+  fused: number;
+  complete: number;
+  partial: number;
+  insufficient: number;
+  duplicates: number;
+  late: Record<string, number>;
+  deadLetters: number;
+  batches: number;
+}
+
+/**
+ * The fusion aggregator. For each batch of one predictions partition: check every message, join the
+ * good ones in Redis with one script call, fuse the requests that closed, and commit the fused
+ * results, the dead letters and the consumed offsets in one Kafka transaction. Exactly one fused
+ * result per request follows from that transaction plus the join script's offset rule.
+ */
+export class Aggregator {
+  readonly stats: AggregatorStats = { fused: 0, complete: 0, partial: 0, insufficient: 0, duplicates: 0, late: {}, deadLetters: 0, batches: 0 };
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly ingress: PredictionIngress;
+  private readonly fusion: RequestFusion;
+  private readonly sweeper: DeadlineSweeper;
+  private readonly expected: readonly string[];
+  private readonly groupId: string;
+  private readonly service = 'aggregator';
+
+  constructor(private readonly o: AggregatorOptions) {
+    this.groupId = o.groupId ?? GROUPS.aggregator;
+    this.consumer = o.kafka.consumer({ groupId: this.groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
+    this.producer = o.kafka.producer({
+      transactionalId: `${this.groupId}.${o.instanceId}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    this.ingress = new PredictionIngress(o.config);
+    const weights = Object.fromEntries(o.config.models.map((m) => [m.id, m.weight]));
+    const fuser = createFuser(
+      o.config.task === 'classification'
+        ? { task: 'classification', strategy: o.config.strategy as never, classes: o.config.classes, weights }
+        : { task: 'regression', strategy: o.config.strategy as never, weights },
+    );
+    this.fusion = new RequestFusion(o.config, fuser);
+    this.expected = o.config.models.map((m) => m.id);
+    this.sweeper = new DeadlineSweeper({
+      kafka: o.kafka,
+      joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
+      predictionsTopic: o.topics.predictions,
+      intervalMs: o.sweepIntervalMs ?? 100,
+      logger: o.logger,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.o.topics.predictions, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    await this.sweeper.start();
+    this.o.logger.info('aggregator started', { group: this.groupId, strategy: this.o.config.strategy, models: this.expected });
+  }
+
+  async stop(): Promise<void> {
+    await this.sweeper.stop();
+    await this.consumer.disconnect();
+    await this.producer.disconnect();
+  }
+
+  private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0 || isStale()) return;
+    const now = Date.now();
+    const { topic, partition } = batch;
+    const entries: JoinEntry[] = [];
+    const accepted: (Prediction | null)[] = [];
+    const out: Message[] = [];
+    const deadLetters: Message[] = [];
+
+    for (const m of batch.messages) {
+      if (header(m.headers, HEADERS.control) === CONTROL_DEADLINE && m.key !== null) {
+        entries.push({ kind: 'deadline', requestId: m.key.toString('utf8'), offset: m.offset });
+        accepted.push(null);
+        continue;
+      }
+      try {
+        const p = this.ingress.accept(m);
+        const deadlineAtMs = p.requestCreatedAtMs + (p.deadlineMs ?? this.o.config.deadlineMs);
+        if (now >= p.requestCreatedAtMs + this.o.config.stateTtlMs) {
+          // Older than any join state can be: the request was fused (or expired) long ago.
+          this.countLate(p.modelId);
+          continue;
+        }
+        entries.push({ kind: 'prediction', requestId: p.requestId, modelId: p.modelId, offset: m.offset, deadlineAtMs, payload: m.value as Buffer });
+        accepted.push(p);
+      } catch (error) {
+        if (!(error instanceof InvalidMessageError)) throw error;
+        deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, now));
+        this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+      }
+    }
+
+    const waitFor = this.expected;
+    const outcomes = await this.o.joinStore.joinBatch(partition, entries, waitFor, now);
+    const fusedIds: string[] = [];
+    outcomes.forEach((outcome, i) => {
+      const entry = entries[i] as JoinEntry;
+      switch (outcome.kind) {
+        case 'fuse': {
+          const predictions = [...outcome.predictions.values()].map((bytes) => codecs.prediction.decode(bytes));
+          const fused = this.fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, down: new Set(), nowMs: Date.now() });
+          out.push({ key: entry.requestId, value: codecs.fusedPrediction.encode(fused), headers: codecs.fusedPrediction.headers });
+          fusedIds.push(entry.requestId);
+          this.countFused(fused);
+          break;
+        }
+        case 'duplicate':
+          this.stats.duplicates++;
+          break;
+        case 'late':
+          if (entry.kind === 'prediction') this.countLate(entry.modelId);
+          break;
+        default:
+          break;
+      }
+    });
+
+    const last = batch.messages[batch.messages.length - 1];
+    const transaction = await this.producer.transaction();
+    try {
+      if (out.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: out });
+      if (deadLetters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: deadLetters });
+      await transaction.sendOffsets({
+        consumerGroupId: this.groupId,
+        topics: [{ topic, partitions: [{ partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }] }],
+      });
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+    this.stats.deadLetters += deadLetters.length;
+    this.stats.batches++;
+    await this.o.joinStore.finish(partition, fusedIds);
+  }
+
+  private countFused(fused: FusedPrediction): void {
+    this.stats.fused++;
+    if (fused.status === 'COMPLETE') this.stats.complete++;
+    else if (fused.status === 'PARTIAL') this.stats.partial++;
+    else this.stats.insufficient++;
+  }
+
+  private countLate(modelId: string): void {
+    this.stats.late[modelId] = (this.stats.late[modelId] ?? 0) + 1;
+  }
+}

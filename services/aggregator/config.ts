@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../shared/errors.js';
+import { STRATEGIES } from './fusion/index.js';
+import type { Task } from './fusion/types.js';
+
+/**
+ * The aggregator's fusion config: which models to expect, how to weigh and fuse them, how long to
+ * wait. One JSON file, validated once at start-up; every problem is reported, not just the first.
+ */
+export interface ModelSpec {
+  id: string;
+  /** Fusion weight; defaults to 1. */
+  weight: number;
+}
+
+export interface AggregatorConfig {
+  task: Task;
+  /** Classification: class labels, in the order of every model's probabilities. */
+  classes: string[];
+  strategy: string;
+  models: ModelSpec[];
+  /** Wall-clock join deadline after the request was created, unless the request sets its own. */
+  deadlineMs: number;
+  /** Fewest models that must contribute for an answer; below it the result is INSUFFICIENT. */
+  quorum: number;
+  /** How long a request's join state is kept; answers later than this are counted late without a lookup. */
+  stateTtlMs: number;
+  /** Predictions larger than this go to the dead-letter topic unread. */
+  maxMessageBytes: number;
+}
+
+export const CONFIG_DEFAULTS = {
+  deadlineMs: 2000,
+  quorum: 1,
+  stateTtlMs: 600_000,
+  maxMessageBytes: 65_536,
+} as const;
+
+export function loadAggregatorConfig(path: string): AggregatorConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new ConfigError(`cannot read aggregator config ${path}: ${(cause as Error).message}`, cause);
+  }
+  return validateAggregatorConfig(raw, path);
+}
+
+export function validateAggregatorConfig(raw: unknown, source = 'config'): AggregatorConfig {
+  const problems: string[] = [];
+  const obj = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+  if (obj !== raw) problems.push('must be a JSON object');
+
+  const task = obj.task;
+  if (task !== 'classification' && task !== 'regression') problems.push('task: must be "classification" or "regression"');
+
+  let classes: string[] = [];
+  if (task === 'classification') {
+    if (!Array.isArray(obj.classes) || obj.classes.length < 2 || !obj.classes.every((c) => typeof c === 'string' && c !== '')) {
+      problems.push('classes: a classification config needs at least two non-empty class labels');
+    } else if (new Set(obj.classes).size !== obj.classes.length) {
+      problems.push('classes: labels must be unique');
+    } else {
+      classes = obj.classes as string[];
+    }
+  }
+
+  const strategies = task === 'regression' ? STRATEGIES.regression : STRATEGIES.classification;
+  if (typeof obj.strategy !== 'string' || !(strategies as readonly string[]).includes(obj.strategy)) {
+    problems.push(`strategy: must be one of ${strategies.join(', ')} for ${String(task)}`);
+  }
+
+  const models: ModelSpec[] = [];
+  if (!Array.isArray(obj.models) || obj.models.length === 0) {
+    problems.push('models: list at least one model');
+  } else {
+    obj.models.forEach((m: unknown, i: number) => {
+      const spec = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>;
+      const id = spec.id;
+      const weight = spec.weight ?? 1;
+      if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(id)) {
+        problems.push(`models[${i}].id: letters, digits, _ . - only`);
+        return;
+      }
+      if (models.some((x) => x.id === id)) problems.push(`models[${i}].id: "${id}" is listed twice`);
+      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+        problems.push(`models[${i}].weight: must be a finite number >= 0`);
+        return;
+      }
+      models.push({ id, weight });
+    });
+    if (models.length > 0 && models.every((m) => m.weight === 0)) problems.push('models: at least one weight must be positive');
+  }
+
+  const num = (name: keyof typeof CONFIG_DEFAULTS, min: number, integer: boolean): number => {
+    const v = obj[name] ?? CONFIG_DEFAULTS[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      problems.push(`${name}: must be ${integer ? 'an integer' : 'a number'} >= ${min}`);
+      return CONFIG_DEFAULTS[name];
+    }
+    return v;
+  };
+  const deadlineMs = num('deadlineMs', 1, true);
+  const quorum = num('quorum', 1, true);
+  const stateTtlMs = num('stateTtlMs', 1000, true);
+  const maxMessageBytes = num('maxMessageBytes', 64, true);
+  if (models.length > 0 && quorum > models.length) problems.push(`quorum: ${quorum} is more than the ${models.length} models listed`);
+  if (stateTtlMs <= deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
+
+  const known = new Set(['task', 'classes', 'strategy', 'models', ...Object.keys(CONFIG_DEFAULTS)]);
+  for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
+
+  if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
+  return {
+    task: task as Task,
+    classes,
+    strategy: obj.strategy as string,
+    models,
+    deadlineMs,
+    quorum,
+    stateTtlMs,
+    maxMessageBytes,
+  };
+}

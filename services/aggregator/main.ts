@@ -1,0 +1,36 @@
+import { createKafka } from '../shared/kafka.js';
+import { runUntilSignal } from '../shared/lifecycle.js';
+import { createLogger } from '../shared/log.js';
+import { createRedis } from '../shared/redis.js';
+import { RedisKeys } from '../shared/redis-keys.js';
+import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { Aggregator } from './aggregator.js';
+import { loadAggregatorConfig } from './config.js';
+import { JoinStore } from './join-store.js';
+
+/** Starts one aggregator instance; configuration is read and checked here, once. */
+export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const runtime = readRuntimeConfig(env);
+  const config = loadAggregatorConfig(configPath);
+  const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `aggregator-${runtime.instanceId}`, logger });
+  const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
+  const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
+  const joinStore = new JoinStore(redis, new RedisKeys(runtime.redisNamespace), { stateTtlMs: config.stateTtlMs });
+  const aggregator = new Aggregator({
+    kafka,
+    redis,
+    sweeperRedis,
+    topics: runtime.topics,
+    config,
+    joinStore,
+    instanceId: runtime.instanceId,
+    logger,
+    sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
+  });
+  await runUntilSignal('aggregator', logger, () => aggregator.start(), async () => {
+    await aggregator.stop();
+    redis.disconnect();
+    sweeperRedis.disconnect();
+  });
+}

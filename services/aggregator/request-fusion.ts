@@ -1,0 +1,86 @@
+import { describeError } from '../shared/errors.js';
+import type { FusedPrediction, MissingReason, Prediction } from '../shared/records.js';
+import type { AggregatorConfig } from './config.js';
+import type { Fuser, ModelOutput } from './fusion/index.js';
+
+/**
+ * Turns the predictions joined for one request into its fused result: who contributed, who is
+ * missing and why, whether quorum was met. Pure: the caller supplies the clock and model health.
+ */
+export interface RequestFusionInput {
+  requestId: string;
+  predictions: readonly Prediction[];
+  /** Why the join closed: every awaited model answered, or the deadline passed. */
+  why: 'all' | 'deadline';
+  /** Expected models that were not awaited because their breaker is open. */
+  down: ReadonlySet<string>;
+  nowMs: number;
+}
+
+export class RequestFusion {
+  constructor(
+    private readonly config: AggregatorConfig,
+    private readonly fuser: Fuser,
+  ) {}
+
+  fuse(input: RequestFusionInput): FusedPrediction {
+    const { config } = this;
+    const byModel = new Map<string, Prediction>();
+    for (const p of input.predictions) byModel.set(p.modelId, p);
+
+    const outputs: ModelOutput[] = [];
+    const versions = new Map<string, string>();
+    const missing: FusedPrediction['missing'] = [];
+    for (const { id } of config.models) {
+      const p = byModel.get(id);
+      if (p === undefined) {
+        const reason: MissingReason = input.down.has(id) && input.why === 'all' ? 'CIRCUIT_OPEN' : 'DEADLINE';
+        missing.push({ modelId: id, reason, detail: null });
+      } else if (p.status !== 'OK') {
+        missing.push({ modelId: id, reason: p.status, detail: p.error });
+      } else {
+        outputs.push(config.task === 'classification' ? { modelId: id, probabilities: p.probabilities ?? [] } : { modelId: id, value: p.value ?? Number.NaN });
+        versions.set(id, p.modelVersion);
+      }
+    }
+
+    const first = input.predictions[0];
+    const base = {
+      requestId: input.requestId,
+      strategy: this.fuser.strategy,
+      requestCreatedAtMs: first?.requestCreatedAtMs ?? input.nowMs,
+      fusedAtMs: input.nowMs,
+      missing,
+    };
+    if (outputs.length < config.quorum) {
+      return { ...base, status: 'INSUFFICIENT', label: null, probabilities: null, value: null, contributors: [] };
+    }
+    let result;
+    try {
+      result = this.fuser.fuse(outputs);
+    } catch (error) {
+      // Inputs were validated on arrival, so this is a defect; answer explicitly rather than drop.
+      return {
+        ...base,
+        status: 'INSUFFICIENT',
+        label: null,
+        probabilities: null,
+        value: null,
+        contributors: [],
+        missing: [...missing, ...outputs.map((o) => ({ modelId: o.modelId, reason: 'ERROR' as const, detail: describeError(error) }))],
+      };
+    }
+    return {
+      ...base,
+      status: missing.length === 0 ? 'COMPLETE' : 'PARTIAL',
+      label: result.label ?? null,
+      probabilities: result.probabilities ?? null,
+      value: result.value ?? null,
+      contributors: outputs.map((o) => ({
+        modelId: o.modelId,
+        modelVersion: versions.get(o.modelId) ?? '',
+        weight: result.weightsUsed[o.modelId] ?? 0,
+      })),
+    };
+  }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { runAggregator } from '../aggregator/main.js';
+import { isDatasetName, type DatasetName } from '../ml/dataset.js';
+import { ConfigError, describeError } from '../shared/errors.js';
+import { createLogger } from '../shared/log.js';
+import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { runBuiltinWorker } from '../worker/main.js';
+import { runDemo } from './demo.js';
+import { infraDown, infraUp } from './local-infra.js';
+import { train } from './training.js';
+
+const USAGE = `usage: ensemble-stream <command> [options]
+
+commands:
+  demo        [--dataset letter|spam] [--rate N] [--limit N] [--config FILE] [--keep-infra]
+              the whole pipeline on local Kafka and Redis, with a report
+  infra       up | down      start (or stop) local Kafka and Redis and create the topics
+  train       [--dataset letter|spam] [--seed N]      train every model family, write artifacts
+  worker      --artifact FILE [--model-id ID]          serve one built-in model
+  aggregator  --config FILE                            run one fusion aggregator instance
+
+Kafka and Redis: KAFKA_BROKERS (127.0.0.1:9092), REDIS_URL (redis://127.0.0.1:6379).
+Topics: ES_TOPIC_PREFIX, ES_TOPIC_<FEATURES|PREDICTIONS|FUSED|LABELS|METRICS|DEAD_LETTERS>.`;
+
+function dataset(value: string | undefined): DatasetName {
+  const name = value ?? 'letter';
+  if (!isDatasetName(name)) throw new ConfigError(`--dataset: "${name}" is not one of letter, spam`);
+  return name;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new ConfigError(`${flag} is required`);
+  return value;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      dataset: { type: 'string' },
+      rate: { type: 'string' },
+      limit: { type: 'string' },
+      seed: { type: 'string' },
+      config: { type: 'string' },
+      artifact: { type: 'string' },
+      'model-id': { type: 'string' },
+      'keep-infra': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true || command === undefined || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  switch (command) {
+    case 'demo':
+      return runDemo(readRuntimeConfig(), {
+        dataset: dataset(values.dataset),
+        rate: values.rate === undefined || values.rate === '0' ? (values.rate === '0' ? 0 : 1000) : positiveInt(values.rate, '--rate'),
+        limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
+        keepInfra: values['keep-infra'] === true,
+        ...(values.config === undefined ? {} : { configPath: values.config }),
+      });
+    case 'infra': {
+      const runtime = readRuntimeConfig();
+      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel));
+      else if (positionals[0] === 'down') infraDown();
+      else throw new ConfigError('infra: say "up" or "down"');
+      return;
+    }
+    case 'train': {
+      const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
+      await train(dataset(values.dataset), seed, (line) => process.stdout.write(`${line}\n`));
+      return;
+    }
+    case 'worker':
+      return runBuiltinWorker(required(values.artifact, '--artifact'), values['model-id']);
+    case 'aggregator':
+      return runAggregator(required(values.config, '--config'));
+    default:
+      throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+const ONE_SHOT = new Set(['demo', 'infra', 'train', 'help', undefined]);
+
+main(process.argv.slice(2)).then(
+  () => {
+    // Long-running services keep the process alive through their connections; the rest end here.
+    if (ONE_SHOT.has(process.argv[2])) process.exit(0);
+  },
+  (error: unknown) => {
+    process.stderr.write(`ensemble-stream: ${describeError(error)}\n`);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,45 @@
+import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
+import type { Logger } from './log.js';
+
+/**
+ * The thin seam between ensemble-stream and its Kafka client. kafkajs is feature-complete but no
+ * longer actively developed; keeping every use of it behind this module keeps a switch cheap.
+ */
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+}
+
+export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): Kafka {
+  const toLogger: logCreator = () => ({ level, log }) => {
+    const { message, ...rest } = log;
+    if (level <= KafkaLogLevel.ERROR) logger.error(`kafka: ${message}`, rest);
+    else if (level === KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
+  };
+  return new Kafka({
+    clientId,
+    brokers,
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: toLogger,
+    retry: { initialRetryTime: 100, retries: 8 },
+  });
+}
+
+/** Creates the topics that do not exist yet; existing ones are left as they are. */
+export async function ensureTopics(admin: Admin, names: string[], partitions: number): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = names.filter((t) => !existing.has(t));
+  if (missing.length === 0) return [];
+  const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 }));
+  await admin.createTopics({ topics, waitForLeaders: true });
+  return missing;
+}
+
+/** kafkajs header values arrive as Buffers; this reads one as text. */
+export function header(headers: Record<string, unknown> | undefined, name: string): string | undefined {
+  const raw = headers?.[name];
+  const first = Array.isArray(raw) ? raw[0] : raw;
+  if (first === undefined || first === null) return undefined;
+  return Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
+}

@@ -1,0 +1,15 @@
+/**
+ * What a model worker runs: something that turns one feature vector into class probabilities
+ * (classification) or a value (regression). Built-in models, remote HTTP models and others all
+ * implement this; the worker adds batching, breakers, timing and Kafka around it.
+ */
+export interface ModelRunner {
+  readonly modelId: string;
+  readonly modelVersion: string;
+  /** How many features a request must carry; undefined when the model does not say. */
+  readonly featureCount: number | undefined;
+  predict(features: readonly number[]): Promise<ModelAnswer>;
+  close?(): Promise<void>;
+}
+
+export type ModelAnswer = { probabilities: number[] } | { value: number };
