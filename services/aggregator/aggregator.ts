@@ -5,12 +5,13 @@ import { deadLetterMessage } from '../shared/dead-letters.js';
 import { InvalidMessageError } from '../shared/errors.js';
 import { header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import type { FusedPrediction, Prediction } from '../shared/records.js';
+import type { FusedPrediction } from '../shared/records.js';
 import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { createFuser } from './fusion/index.js';
 import { type JoinEntry, JoinStore } from './join-store.js';
+import { ModelHealth } from './model-health.js';
 import { PredictionIngress } from './prediction-ingress.js';
 import { RequestFusion } from './request-fusion.js';
 
@@ -56,6 +57,7 @@ export class Aggregator {
   private readonly fusion: RequestFusion;
   private readonly sweeper: DeadlineSweeper;
   private readonly expected: readonly string[];
+  readonly health: ModelHealth;
   private readonly groupId: string;
   private readonly service = 'aggregator';
 
@@ -76,6 +78,7 @@ export class Aggregator {
     );
     this.fusion = new RequestFusion(o.config, fuser);
     this.expected = o.config.models.map((m) => m.id);
+    this.health = new ModelHealth(this.expected, o.config.breaker, o.logger);
     this.sweeper = new DeadlineSweeper({
       kafka: o.kafka,
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
@@ -101,6 +104,7 @@ export class Aggregator {
     await this.sweeper.stop();
     await this.consumer.disconnect();
     await this.producer.disconnect();
+    this.health.shutdown();
   }
 
   private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
@@ -108,14 +112,13 @@ export class Aggregator {
     const now = Date.now();
     const { topic, partition } = batch;
     const entries: JoinEntry[] = [];
-    const accepted: (Prediction | null)[] = [];
+    const lateBeforeJoin: string[] = [];
     const out: Message[] = [];
     const deadLetters: Message[] = [];
 
     for (const m of batch.messages) {
       if (header(m.headers, HEADERS.control) === CONTROL_DEADLINE && m.key !== null) {
         entries.push({ kind: 'deadline', requestId: m.key.toString('utf8'), offset: m.offset });
-        accepted.push(null);
         continue;
       }
       try {
@@ -123,11 +126,10 @@ export class Aggregator {
         const deadlineAtMs = p.requestCreatedAtMs + (p.deadlineMs ?? this.o.config.deadlineMs);
         if (now >= p.requestCreatedAtMs + this.o.config.stateTtlMs) {
           // Older than any join state can be: the request was fused (or expired) long ago.
-          this.countLate(p.modelId);
+          lateBeforeJoin.push(p.modelId);
           continue;
         }
         entries.push({ kind: 'prediction', requestId: p.requestId, modelId: p.modelId, offset: m.offset, deadlineAtMs, payload: m.value as Buffer });
-        accepted.push(p);
       } catch (error) {
         if (!(error instanceof InvalidMessageError)) throw error;
         deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, now));
@@ -135,28 +137,23 @@ export class Aggregator {
       }
     }
 
-    const waitFor = this.expected;
+    const waitFor = this.health.awaited();
+    const down = new Set(this.expected.filter((m) => !waitFor.includes(m)));
     const outcomes = await this.o.joinStore.joinBatch(partition, entries, waitFor, now);
-    const fusedIds: string[] = [];
+    const fused: FusedPrediction[] = [];
+    let duplicates = 0;
+    const late: string[] = [];
     outcomes.forEach((outcome, i) => {
       const entry = entries[i] as JoinEntry;
-      switch (outcome.kind) {
-        case 'fuse': {
-          const predictions = [...outcome.predictions.values()].map((bytes) => codecs.prediction.decode(bytes));
-          const fused = this.fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, down: new Set(), nowMs: Date.now() });
-          out.push({ key: entry.requestId, value: codecs.fusedPrediction.encode(fused), headers: codecs.fusedPrediction.headers });
-          fusedIds.push(entry.requestId);
-          this.countFused(fused);
-          break;
-        }
-        case 'duplicate':
-          this.stats.duplicates++;
-          break;
-        case 'late':
-          if (entry.kind === 'prediction') this.countLate(entry.modelId);
-          break;
-        default:
-          break;
+      if (outcome.kind === 'fuse') {
+        const predictions = [...outcome.predictions.values()].map((bytes) => codecs.prediction.decode(bytes));
+        const result = this.fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, down, nowMs: Date.now() });
+        out.push({ key: entry.requestId, value: codecs.fusedPrediction.encode(result), headers: codecs.fusedPrediction.headers });
+        fused.push(result);
+      } else if (outcome.kind === 'duplicate') {
+        duplicates++;
+      } else if (outcome.kind === 'late' && entry.kind === 'prediction') {
+        late.push(entry.modelId);
       }
     });
 
@@ -174,9 +171,16 @@ export class Aggregator {
       await transaction.abort().catch(() => undefined);
       throw error;
     }
+    // Counted only once committed: an aborted batch is processed again and would count twice.
+    for (const f of fused) {
+      this.countFused(f);
+      this.health.record(f);
+    }
+    for (const model of [...lateBeforeJoin, ...late]) this.countLate(model);
+    this.stats.duplicates += duplicates;
     this.stats.deadLetters += deadLetters.length;
     this.stats.batches++;
-    await this.o.joinStore.finish(partition, fusedIds);
+    await this.o.joinStore.finish(partition, fused.map((f) => f.requestId));
   }
 
   private countFused(fused: FusedPrediction): void {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/errors.js';
 import { STRATEGIES } from './fusion/index.js';
 import type { Task } from './fusion/types.js';
+import { MODEL_HEALTH_DEFAULTS, type ModelHealthOptions } from './model-health.js';
 
 /**
  * The aggregator's fusion config: which models to expect, how to weigh and fuse them, how long to
@@ -27,6 +28,8 @@ export interface AggregatorConfig {
   stateTtlMs: number;
   /** Predictions larger than this go to the dead-letter topic unread. */
   maxMessageBytes: number;
+  /** The per-model circuit breakers that take unhealthy models out of the join. */
+  breaker: ModelHealthOptions;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -107,7 +110,19 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
   if (models.length > 0 && quorum > models.length) problems.push(`quorum: ${quorum} is more than the ${models.length} models listed`);
   if (stateTtlMs <= deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
 
-  const known = new Set(['task', 'classes', 'strategy', 'models', ...Object.keys(CONFIG_DEFAULTS)]);
+  const breaker = { ...MODEL_HEALTH_DEFAULTS };
+  if (obj.breaker !== undefined) {
+    const b = (typeof obj.breaker === 'object' && obj.breaker !== null ? obj.breaker : {}) as Record<string, unknown>;
+    if (b !== obj.breaker) problems.push('breaker: must be an object');
+    for (const [name, value] of Object.entries(b)) {
+      if (!(name in MODEL_HEALTH_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(MODEL_HEALTH_DEFAULTS).join(', ')})`);
+      else if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) problems.push(`breaker.${name}: must be an integer >= 1`);
+      else breaker[name as keyof ModelHealthOptions] = value;
+    }
+    if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
+  }
+
+  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', ...Object.keys(CONFIG_DEFAULTS)]);
   for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
 
   if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
@@ -120,5 +135,6 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     quorum,
     stateTtlMs,
     maxMessageBytes,
+    breaker,
   };
 }

@@ -27,6 +27,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     instanceId: runtime.instanceId,
     logger,
     sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
+    ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
   await runUntilSignal('aggregator', logger, () => aggregator.start(), async () => {
     await aggregator.stop();

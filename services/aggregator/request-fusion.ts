@@ -34,7 +34,7 @@ export class RequestFusion {
     for (const { id } of config.models) {
       const p = byModel.get(id);
       if (p === undefined) {
-        const reason: MissingReason = input.down.has(id) && input.why === 'all' ? 'CIRCUIT_OPEN' : 'DEADLINE';
+        const reason: MissingReason = input.down.has(id) ? 'CIRCUIT_OPEN' : 'DEADLINE';
         missing.push({ modelId: id, reason, detail: null });
       } else if (p.status !== 'OK') {
         missing.push({ modelId: id, reason: p.status, detail: p.error });

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AggregatorConfig } from '../aggregator/config.js';
+import { MODEL_HEALTH_DEFAULTS } from '../aggregator/model-health.js';
 import type { DatasetName } from '../ml/dataset.js';
 import type { Split } from '../ml/split.js';
 import { type TrainSummary, trainModels } from '../ml/trainer.js';
@@ -81,5 +82,6 @@ export function defaultAggregatorConfig(manifest: Manifest): AggregatorConfig {
     quorum: 1,
     stateTtlMs: 600_000,
     maxMessageBytes: 65_536,
+    breaker: MODEL_HEALTH_DEFAULTS,
   };
 }

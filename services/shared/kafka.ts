@@ -14,8 +14,9 @@ export interface KafkaClientOptions {
 export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): Kafka {
   const toLogger: logCreator = () => ({ level, log }) => {
     const { message, ...rest } = log;
-    if (level <= KafkaLogLevel.ERROR) logger.error(`kafka: ${message}`, rest);
-    else if (level === KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
+    // kafkajs logs retried protocol errors (a coordinator still loading, say) as errors; what it
+    // finally gives up on reaches the caller as an exception, so its own lines are warnings here.
+    if (level <= KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
   };
   return new Kafka({
     clientId,

@@ -33,4 +33,47 @@ export class RedisKeys {
   all(): string {
     return `${this.namespace}:*`;
   }
+
+  /**
+   * Prefix of every evaluator key. One hash tag for all of them: each evaluator script reads request
+   * state and updates the windows it feeds in one atomic call. Scripts append the suffixes below.
+   */
+  evaluatorPrefix(): string {
+    return `${this.namespace}:{eval}:`;
+  }
+
+  /** Hash: what each model (`p:<model>`) and the ensemble (`f`) answered for a request, its label (`l`), what was scored (`s:<subject>`). */
+  evaluatorRequest(requestId: string): string {
+    return `${this.evaluatorPrefix()}req:${requestId}`;
+  }
+
+  /** Hash: sums of one window bucket of one subject (count, confusion cells, log loss, Brier, errors). */
+  evaluatorWindowBucket(subject: string, bucket: number): string {
+    return `${this.evaluatorPrefix()}win:${subject}:${bucket}`;
+  }
+
+  /** Sorted set: the window buckets a subject holds, scored by bucket number. */
+  evaluatorWindowIndex(subject: string): string {
+    return `${this.evaluatorPrefix()}wix:${subject}`;
+  }
+
+  /** Hash: counters and latency-sketch buckets of one time bucket of label-independent events. */
+  evaluatorEventBucket(bucket: number): string {
+    return `${this.evaluatorPrefix()}ev:${bucket}`;
+  }
+
+  /** Hash: running totals since the deployment started (labelled, predictions, late, fused by status). */
+  evaluatorTotals(): string {
+    return `${this.evaluatorPrefix()}totals`;
+  }
+
+  /** Hash: per model, the exponentially weighted loss sum (`s:<model>`) and weight sum (`w:<model>`). */
+  evaluatorLearning(): string {
+    return `${this.evaluatorPrefix()}learning`;
+  }
+
+  /** String: the latest EnsembleMetrics snapshot (Avro), read by the learned-weight and best-model readers. */
+  evaluatorSnapshot(): string {
+    return `${this.evaluatorPrefix()}snapshot`;
+  }
 }
