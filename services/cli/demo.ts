@@ -118,7 +118,8 @@ function report(manifest: Manifest, c: Awaited<ReturnType<typeof collect>>['coll
       yPred.push(argmax(p.probabilities));
     }
     const metrics = classificationMetrics(yTrue, yPred, n);
-    rowsOut.push([m.modelId, String(yTrue.length), metrics.accuracy.toFixed(4), metrics.macroF1.toFixed(4)]);
+    const pickup = [...c.predictions.values()].map((b) => b.get(m.modelId)).filter((p) => p !== undefined).map((p) => p.receivedAtMs - p.requestCreatedAtMs).sort((a, b) => a - b);
+    rowsOut.push([m.modelId, String(yTrue.length), metrics.accuracy.toFixed(4), metrics.macroF1.toFixed(4), String(quantile(pickup, 0.5))]);
   }
   const yTrue: number[] = [];
   const yPred: number[] = [];
@@ -139,8 +140,8 @@ function report(manifest: Manifest, c: Awaited<ReturnType<typeof collect>>['coll
   }
   const fused = classificationMetrics(yTrue, yPred, n);
   const strategy = c.fused.values().next().value?.result.strategy ?? '?';
-  rowsOut.push([`fused (${strategy})`, String(yTrue.length), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4)]);
-  lines.push(formatTable(['model', 'requests', 'accuracy', 'macro-F1'], rowsOut));
+  rowsOut.push([`fused (${strategy})`, String(yTrue.length), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4), '']);
+  lines.push(formatTable(['model', 'requests', 'accuracy', 'macro-F1', 'pickup p50 ms'], rowsOut));
   latencies.sort((a, b) => a - b);
   lines.push('');
   lines.push(`requests sent ${sent}, fused ${c.fused.size} (${complete ? 'all' : 'INCOMPLETE'}), partial ${partial}, insufficient ${insufficient}, duplicate results ${duplicates}`);

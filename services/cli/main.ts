@@ -5,7 +5,8 @@ import { isDatasetName, type DatasetName } from '../ml/dataset.js';
 import { ConfigError, describeError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
-import { runBuiltinWorker } from '../worker/main.js';
+import { runModelServer } from '../model-server/main.js';
+import { runBuiltinWorker, runRemoteWorker } from '../worker/main.js';
 import { runDemo } from './demo.js';
 import { infraDown, infraUp } from './local-infra.js';
 import { train } from './training.js';
@@ -17,7 +18,10 @@ commands:
               the whole pipeline on local Kafka and Redis, with a report
   infra       up | down      start (or stop) local Kafka and Redis and create the topics
   train       [--dataset letter|spam] [--seed N]      train every model family, write artifacts
-  worker      --artifact FILE [--model-id ID]          serve one built-in model
+  worker      --artifact FILE [--model-id ID]          run one built-in model
+              --remote URL --model NAME [--model-id ID]  run one model served over V2 REST (KServe)
+  model-server --artifact FILE [--artifact FILE ...] [--port N]
+              serve built-in models over the Open Inference Protocol (V2 REST)
   aggregator  --config FILE                            run one fusion aggregator instance
 
 Kafka and Redis: KAFKA_BROKERS (127.0.0.1:9092), REDIS_URL (redis://127.0.0.1:6379).
@@ -45,7 +49,10 @@ async function main(argv: string[]): Promise<void> {
       limit: { type: 'string' },
       seed: { type: 'string' },
       config: { type: 'string' },
-      artifact: { type: 'string' },
+      artifact: { type: 'string', multiple: true },
+      remote: { type: 'string' },
+      model: { type: 'string' },
+      port: { type: 'string' },
       'model-id': { type: 'string' },
       'keep-infra': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -77,7 +84,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'worker':
-      return runBuiltinWorker(required(values.artifact, '--artifact'), values['model-id']);
+      if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
+      return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
+    case 'model-server':
+      return runModelServer({
+        artifactPaths: values.artifact ?? [],
+        ...(values.port === undefined ? {} : { port: positiveInt(values.port, '--port') }),
+      });
     case 'aggregator':
       return runAggregator(required(values.config, '--config'));
     default:

@@ -1,5 +1,7 @@
 import type { Admin, Consumer, Kafka, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
+import { header } from '../shared/kafka.js';
+import { HEADERS } from '../shared/topics.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
 
 /**
@@ -76,7 +78,7 @@ export async function collect(kafka: Kafka, topics: { fused: string; predictions
     eachBatch: async ({ batch }) => {
       const receivedAtMs = Date.now();
       for (const m of batch.messages) {
-        if (m.key === null || !m.key.toString().startsWith(runPrefix)) continue;
+        if (m.key === null || !m.key.toString().startsWith(runPrefix) || header(m.headers, HEADERS.control) !== undefined) continue;
         if (batch.topic === topics.fused) {
           const result = codecs.fusedPrediction.decode(m.value, m.headers);
           const seen = collected.fused.get(result.requestId);

@@ -3,14 +3,28 @@ import { runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
+import type { ModelRunner } from './model-runner.js';
+import { RemoteRunner } from './remote-runner.js';
 import { ModelWorker } from './worker.js';
 
 /** Starts one worker for a built-in model artifact; configuration is read and checked here, once. */
 export async function runBuiltinWorker(artifactPath: string, modelId: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await runWorker(await BuiltinRunner.load(artifactPath, modelId), env);
+}
+
+/** The worker's breaker times a whole remote call out after this; retries must fit inside. */
+const REMOTE_BREAKER_TIMEOUT_MS = 1000;
+
+/** Starts one worker for a model served over the Open Inference Protocol (V2 REST). */
+export async function runRemoteWorker(baseUrl: string, model: string, modelId: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const runner = await RemoteRunner.open({ baseUrl, model, ...(modelId === undefined ? {} : { modelId }), totalBudgetMs: REMOTE_BREAKER_TIMEOUT_MS - 100 });
+  await runWorker(runner, env, REMOTE_BREAKER_TIMEOUT_MS);
+}
+
+async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
-  const runner = await BuiltinRunner.load(artifactPath, modelId);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
-  const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger });
+  const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger, ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }) });
   await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop());
 }
