@@ -63,11 +63,19 @@ export class Aggregator {
 
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
-    this.consumer = o.kafka.consumer({ groupId: this.groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
+    // A dead instance holds its partitions until its session times out, and its open transaction
+    // holds back every read_committed reader until the transaction times out: keep both short.
+    this.consumer = o.kafka.consumer({ groupId: this.groupId, readUncommitted: false, maxWaitTimeInMs: 20, sessionTimeout: 10_000, heartbeatInterval: 1000 });
     this.producer = o.kafka.producer({
+      // Stable across restarts of the same instance, so a restarted instance fences its former self and
+      // aborts its open transaction at once (ES_INSTANCE_ID).
       transactionalId: `${this.groupId}.${o.instanceId}`,
+      transactionTimeout: 10_000,
       idempotent: true,
       maxInFlightRequests: 1,
+      // Right after a commit the broker answers CONCURRENT_TRANSACTIONS until the commit markers are
+      // written (a few ms); kafkajs's default 100 ms+ backoff would cap us at a few batches a second.
+      retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40, factor: 0.2, multiplier: 1.5 },
     });
     this.ingress = new PredictionIngress(o.config);
     const weights = Object.fromEntries(o.config.models.map((m) => [m.id, m.weight]));
