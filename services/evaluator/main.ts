@@ -1,0 +1,37 @@
+import { loadAggregatorConfig } from '../aggregator/config.js';
+import { createKafka } from '../shared/kafka.js';
+import { runUntilSignal } from '../shared/lifecycle.js';
+import { createLogger } from '../shared/log.js';
+import { createRedis } from '../shared/redis.js';
+import { RedisKeys } from '../shared/redis-keys.js';
+import { readRuntimeConfig } from '../shared/runtime-config.js';
+import { readEvaluatorSettings } from './config.js';
+import { Evaluator } from './evaluator.js';
+
+/**
+ * Starts one evaluator instance for the ensemble the aggregator config describes (class order,
+ * models); configuration is read and checked here, once.
+ */
+export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const runtime = readRuntimeConfig(env);
+  const config = loadAggregatorConfig(configPath);
+  const settings = readEvaluatorSettings(config.models.map((m) => m.id), env);
+  const logger = createLogger('evaluator', runtime.logLevel, { instance: runtime.instanceId });
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `evaluator-${runtime.instanceId}`, logger });
+  const redis = createRedis(runtime.redisUrl, `evaluator-${runtime.instanceId}`);
+  const evaluator = new Evaluator({
+    kafka,
+    redis,
+    keys: new RedisKeys(runtime.redisNamespace),
+    topics: runtime.topics,
+    config,
+    settings,
+    instanceId: runtime.instanceId,
+    logger,
+    ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { groupId: env.ES_EVALUATOR_GROUP }),
+  });
+  await runUntilSignal('evaluator', logger, () => evaluator.start(), async () => {
+    await evaluator.stop();
+    redis.disconnect();
+  });
+}
