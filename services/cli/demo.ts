@@ -1,71 +1,105 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type AggregatorConfig, loadAggregatorConfig } from '../aggregator/config.js';
 import { loadDataset, type DatasetName } from '../ml/dataset.js';
-import { argmax, classificationMetrics } from '../ml/metrics.js';
+import { argmax, classificationMetrics, logLoss } from '../ml/metrics.js';
 import { createKafka } from '../shared/kafka.js';
 import { createLogger } from '../shared/log.js';
+import type { EnsembleMetrics } from '../shared/records.js';
 import type { RuntimeConfig } from '../shared/runtime-config.js';
 import { GROUPS, topicsToEnv } from '../shared/topics.js';
-import { type AggregatorConfig, loadAggregatorConfig } from '../aggregator/config.js';
 import { infraDown, infraUp } from './local-infra.js';
+import { scrapeGauge, sendLabels, snapshotsAfterNow } from './metrics-check.js';
 import { spawnService, type ServiceProcess } from './processes.js';
-import { collect, quantile, replayFeatures, waitFor } from './stream-client.js';
-import { artifactsDir, defaultAggregatorConfig, type Manifest, readManifest, train } from './training.js';
+import { type Collected, collect, quantile, replayFeatures, startGroupAtEnd, waitFor } from './stream-client.js';
 import { formatTable } from './table.js';
+import { artifactsDir, defaultAggregatorConfig, type Manifest, readManifest, train } from './training.js';
 
 export interface DemoOptions {
   dataset: DatasetName;
-  /** Feature events per second. */
+  /** Feature events per second; 0 sends as fast as the producer goes. */
   rate: number;
   /** Replay at most this many test rows (0: all). */
   limit: number;
   /** Leave Kafka and Redis running afterwards. */
   keepInfra: boolean;
-  /** Aggregator config to run with; default: the selected one if present, else equal-weight soft voting. */
+  /** Aggregator config to run with; default: equal-weight soft voting over every trained model. */
   configPath?: string;
+  /** Port of the evaluator's Prometheus endpoint. @defaultValue 9464 */
+  metricsPort?: number;
+}
+
+/** Figures computed here, offline, from what the demo itself collected. */
+interface OfflineFigures {
+  subject: string;
+  labelled: number;
+  accuracy: number;
+  macroF1: number;
+  logLoss: number;
 }
 
 /**
  * The main job, end to end on real Kafka and Redis: start the infra, train (or reuse) the models,
- * start one worker per model and an aggregator, replay the held-out test split as feature events,
- * and report each model's and the fused accuracy on that stream. Stops what it started.
+ * start one worker per model, an aggregator and an evaluator, replay the held-out test split as
+ * feature events, report each model's and the fused accuracy on that stream, then send the labels
+ * and check the evaluator's rolling metrics (Kafka and Prometheus) against the same figures computed
+ * here. Stops what it started.
  */
 export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const logger = createLogger('demo', runtime.logLevel === 'info' ? 'warn' : runtime.logLevel);
+  const logger = createLogger('demo', runtime.logLevel === 'info' ? 'error' : runtime.logLevel);
+  const runId = randomBytes(3).toString('hex');
   say('ensemble-stream demo');
-  say('1/5 starting Kafka and Redis ...');
+  say('1/6 starting Kafka and Redis ...');
   const started = await infraUp(runtime, logger);
   const services: ServiceProcess[] = [];
   try {
-    say('2/5 models ...');
+    say('2/6 models ...');
     let manifest: Manifest | undefined = await readManifest(o.dataset);
     if (manifest === undefined) manifest = await train(o.dataset, 42, say);
     else say(`  reusing ${manifest.models.length} trained models from ${artifactsDir(o.dataset)}`);
-
     const configPath = o.configPath ?? join(artifactsDir(o.dataset), 'aggregator.json');
     let config: AggregatorConfig;
     if (o.configPath !== undefined) config = loadAggregatorConfig(configPath);
     else await writeFile(configPath, `${JSON.stringify((config = defaultAggregatorConfig(manifest)), null, 2)}\n`);
 
-    say(`3/5 starting ${manifest.models.length} model workers and the aggregator (${config.strategy}) ...`);
-    const env = { ...process.env, ...topicsToEnv(runtime.topics), KAFKA_BROKERS: runtime.kafkaBrokers.join(','), REDIS_URL: runtime.redisUrl };
+    const data = await loadDataset(o.dataset);
+    const testRows = o.limit > 0 ? manifest.split.test.slice(0, o.limit) : manifest.split.test;
+    const id = (row: number) => `demo-${runId}-${row}`;
+    const rows = testRows.map((i) => ({ requestId: id(i), features: data.X[i] as Float64Array }));
+    const truth = new Map(testRows.map((i) => [id(i), data.y[i] as number]));
+
+    say(`3/6 starting ${manifest.models.length} model workers, the aggregator (${config.strategy}) and the evaluator ...`);
+    const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: 'ensemble-stream-demo', logger });
+    // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
+    // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
+    const evaluatorGroup = `${GROUPS.evaluator}.demo-${runId}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    for (const topic of [runtime.topics.predictions, runtime.topics.fused, runtime.topics.labels]) await startGroupAtEnd(admin, evaluatorGroup, topic);
+    await admin.disconnect();
+    const metricsPort = o.metricsPort ?? 9464;
+    const env = {
+      ...process.env,
+      ...topicsToEnv(runtime.topics),
+      KAFKA_BROKERS: runtime.kafkaBrokers.join(','),
+      REDIS_URL: runtime.redisUrl,
+      ES_REDIS_NAMESPACE: `demo-${runId}`,
+      ES_EVALUATOR_GROUP: evaluatorGroup,
+      ES_EVAL_WINDOW: `count:${Math.ceil(rows.length * 1.1)}`,
+      ES_METRICS_INTERVAL_MS: '1000',
+      ES_METRICS_PORT: String(metricsPort),
+    };
     for (const m of manifest.models) services.push(spawnService(`worker-${m.modelId}`, ['worker', '--artifact', m.artifactPath], env));
     services.push(spawnService('aggregator', ['aggregator', '--config', configPath], env));
-    const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: 'ensemble-stream-demo', logger });
-    await waitForGroups(kafka, [...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator], services);
-
-    const data = await loadDataset(o.dataset);
-    const runId = randomBytes(3).toString('hex');
-    const testRows = o.limit > 0 ? manifest.split.test.slice(0, o.limit) : manifest.split.test;
-    const rows = testRows.map((i) => ({ requestId: `demo-${runId}-${i}`, features: data.X[i] as Float64Array }));
-    const truth = new Map(testRows.map((i) => [`demo-${runId}-${i}`, data.y[i] as number]));
+    services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
+    await waitForGroups(kafka, [...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup], services);
 
     const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${runId}-`, `ensemble-stream.demo.${runId}`);
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
-    say(`4/5 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
+    say(`4/6 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
     const t0 = Date.now();
     let sent = 0;
     const progress = () => say(`  sent ${sent}/${rows.length}  fused ${collected.fused.size}/${rows.length}`);
@@ -78,8 +112,18 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     await producer.disconnect();
     await consumer.disconnect();
 
-    say('5/5 report');
-    say(report(manifest, collected, truth, rows.length, elapsedS, complete));
+    say('5/6 report');
+    const { text, offline } = report(manifest, collected, truth, rows.length, elapsedS, complete);
+    say(text);
+
+    say('6/6 sending the labels; the evaluator joins them to what was predicted ...');
+    const snapshots = await snapshotsAfterNow(kafka, runtime.topics.metrics, `ensemble-stream.demo.${runId}.metrics`);
+    const labels = new Map([...truth].filter(([rid]) => collected.fused.has(rid)).map(([rid, y]) => [rid, manifest.classes[y] as string]));
+    await sendLabels(kafka, runtime.topics.labels, labels);
+    const snapshot = await snapshots.waitForLabelled(labels.size, 60_000);
+    await snapshots.stop();
+    if (snapshot === undefined) say('  no metrics snapshot covered every label within 60 s (see .local/logs/evaluator.log)');
+    else say(await compareWithEvaluator(snapshot, offline, `http://127.0.0.1:${metricsPort}/metrics`));
   } finally {
     await Promise.all(services.map((s) => s.stop()));
     if (!o.keepInfra) infraDown(started);
@@ -104,48 +148,88 @@ async function waitForGroups(kafka: ReturnType<typeof createKafka>, groups: stri
   }
 }
 
-function report(manifest: Manifest, c: Awaited<ReturnType<typeof collect>>['collected'], truth: Map<string, number>, sent: number, elapsedS: number, complete: boolean): string {
+function report(manifest: Manifest, c: Collected, truth: Map<string, number>, sent: number, elapsedS: number, complete: boolean): { text: string; offline: OfflineFigures[] } {
   const n = manifest.classes.length;
-  const lines: string[] = [];
+  const offline: OfflineFigures[] = [];
   const rowsOut: string[][] = [];
-  for (const m of manifest.models) {
+  const figures = (subject: string, yTrue: number[], probabilities: number[][]) => {
+    const m = classificationMetrics(yTrue, probabilities.map(argmax), n);
+    const f = { subject, labelled: yTrue.length, accuracy: m.accuracy, macroF1: m.macroF1, logLoss: logLoss(yTrue, probabilities) };
+    offline.push(f);
+    return f;
+  };
+  for (const model of manifest.models) {
     const yTrue: number[] = [];
-    const yPred: number[] = [];
-    for (const [id, byModel] of c.predictions) {
-      const p = byModel.get(m.modelId);
-      if (p?.status !== 'OK' || p.probabilities === null) continue;
-      yTrue.push(truth.get(id) as number);
-      yPred.push(argmax(p.probabilities));
+    const probabilities: number[][] = [];
+    const pickup: number[] = [];
+    for (const [rid, byModel] of c.predictions) {
+      const p = byModel.get(model.modelId);
+      if (p === undefined) continue;
+      pickup.push(p.receivedAtMs - p.requestCreatedAtMs);
+      if (p.status !== 'OK' || p.probabilities === null) continue;
+      yTrue.push(truth.get(rid) as number);
+      probabilities.push(p.probabilities);
     }
-    const metrics = classificationMetrics(yTrue, yPred, n);
-    const pickup = [...c.predictions.values()].map((b) => b.get(m.modelId)).filter((p) => p !== undefined).map((p) => p.receivedAtMs - p.requestCreatedAtMs).sort((a, b) => a - b);
-    rowsOut.push([m.modelId, String(yTrue.length), metrics.accuracy.toFixed(4), metrics.macroF1.toFixed(4), String(quantile(pickup, 0.5))]);
+    const f = figures(model.modelId, yTrue, probabilities);
+    pickup.sort((a, b) => a - b);
+    rowsOut.push([model.modelId, String(f.labelled), f.accuracy.toFixed(4), f.macroF1.toFixed(4), f.logLoss.toFixed(4), String(quantile(pickup, 0.5))]);
   }
   const yTrue: number[] = [];
-  const yPred: number[] = [];
+  const probabilities: number[][] = [];
   let partial = 0;
   let insufficient = 0;
   let duplicates = 0;
   const latencies: number[] = [];
-  for (const [id, f] of c.fused) {
+  for (const [rid, f] of c.fused) {
     duplicates += f.copies - 1;
     if (f.result.status === 'PARTIAL') partial++;
     latencies.push(f.receivedAtMs - f.result.requestCreatedAtMs);
-    if (f.result.status === 'INSUFFICIENT' || f.result.label === null) {
+    if (f.result.probabilities === null) {
       insufficient++;
       continue;
     }
-    yTrue.push(truth.get(id) as number);
-    yPred.push(manifest.classes.indexOf(f.result.label));
+    yTrue.push(truth.get(rid) as number);
+    probabilities.push(f.result.probabilities);
   }
-  const fused = classificationMetrics(yTrue, yPred, n);
   const strategy = c.fused.values().next().value?.result.strategy ?? '?';
-  rowsOut.push([`fused (${strategy})`, String(yTrue.length), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4), '']);
-  lines.push(formatTable(['model', 'requests', 'accuracy', 'macro-F1', 'pickup p50 ms'], rowsOut));
+  const fused = figures('ensemble', yTrue, probabilities);
+  rowsOut.push([`fused (${strategy})`, String(fused.labelled), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4), fused.logLoss.toFixed(4), '']);
   latencies.sort((a, b) => a - b);
-  lines.push('');
-  lines.push(`requests sent ${sent}, fused ${c.fused.size} (${complete ? 'all' : 'INCOMPLETE'}), partial ${partial}, insufficient ${insufficient}, duplicate results ${duplicates}`);
-  lines.push(`throughput ${(c.fused.size / elapsedS).toFixed(0)} fused results/s over ${elapsedS.toFixed(1)} s`);
-  lines.push(`end-to-end latency ms: p50 ${quantile(latencies, 0.5)}  p95 ${quantile(latencies, 0.95)}  p99 ${quantile(latencies, 0.99)}  max ${latencies.at(-1)}`);
-  return lines.join('\n');
+  const lines = [
+    formatTable(['model', 'requests', 'accuracy', 'macro-F1', 'log loss', 'pickup p50 ms'], rowsOut),
+    '',
+    `requests sent ${sent}, fused ${c.fused.size} (${complete ? 'all' : 'INCOMPLETE'}), partial ${partial}, insufficient ${insufficient}, duplicate results ${duplicates}`,
+    `throughput ${(c.fused.size / elapsedS).toFixed(0)} fused results/s over ${elapsedS.toFixed(1)} s`,
+    `end-to-end latency ms: p50 ${quantile(latencies, 0.5)}  p95 ${quantile(latencies, 0.95)}  p99 ${quantile(latencies, 0.99)}  max ${latencies.at(-1)}`,
+  ];
+  return { text: lines.join('\n'), offline };
+}
+
+async function compareWithEvaluator(snapshot: EnsembleMetrics, offline: readonly OfflineFigures[], metricsUrl: string): Promise<string> {
+  let scraped = new Map<string, number>();
+  try {
+    scraped = await scrapeGauge(metricsUrl, 'ensemble_stream_accuracy_ratio');
+  } catch {
+    // Reported below as a missing value.
+  }
+  const rows = offline.map((f) => {
+    const e = snapshot.entries.find((x) => x.subject === f.subject);
+    const prom = scraped.get(f.subject);
+    const agree = e?.accuracy !== null && e?.accuracy !== undefined && Math.abs(e.accuracy - f.accuracy) < 1e-9 && prom !== undefined && Math.abs(prom - f.accuracy) < 1e-9;
+    return [
+      f.subject,
+      String(e?.labelled ?? '-'),
+      e?.accuracy?.toFixed(4) ?? '-',
+      prom?.toFixed(4) ?? '-',
+      f.accuracy.toFixed(4),
+      e?.logLoss?.toFixed(4) ?? '-',
+      f.logLoss.toFixed(4),
+      e?.latencyP50Ms?.toFixed(0) ?? '-',
+      agree ? 'yes' : 'NO',
+    ];
+  });
+  return [
+    `rolling metrics (${snapshot.window}) from the ensemble-metrics topic and ${metricsUrl}, next to the same figures computed here:`,
+    formatTable(['subject', 'labelled', 'acc (kafka)', 'acc (/metrics)', 'acc (here)', 'log loss (kafka)', 'log loss (here)', 'latency p50 ms', 'agree'], rows),
+  ].join('\n');
 }

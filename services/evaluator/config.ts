@@ -3,9 +3,6 @@ import { ENSEMBLE } from './event-figures.js';
 import { checkWeightLearning, WEIGHT_LEARNING_DEFAULTS, type WeightLearningOptions } from './learned-weights.js';
 import { RollingWindow } from './window.js';
 
-/** The evaluator's consumer group: its own, so it reads every message the aggregator reads. */
-export const EVALUATOR_GROUP = 'ensemble-stream.evaluator';
-
 export interface EvaluatorSettings {
   /** Window of the label-based metrics (ES_EVAL_WINDOW: count:<labels> or time:<ms>). */
   window: RollingWindow;

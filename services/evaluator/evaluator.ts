@@ -6,8 +6,8 @@ import { deadLetterMessage } from '../shared/dead-letters.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
-import type { Topics } from '../shared/topics.js';
-import { EVALUATOR_GROUP, type EvaluatorSettings } from './config.js';
+import { GROUPS, type Topics } from '../shared/topics.js';
+import type { EvaluatorSettings } from './config.js';
 import { EvaluationIngress } from './evaluation-ingress.js';
 import { type EventEntry, EvaluatorStore, type ScoredSample, type Unscored } from './evaluator-store.js';
 import { ENSEMBLE } from './event-figures.js';
@@ -27,7 +27,7 @@ export interface EvaluatorOptions {
   settings: EvaluatorSettings;
   instanceId: string;
   logger: Logger;
-  /** Consumer group; defaults to EVALUATOR_GROUP. */
+  /** Consumer group; defaults to GROUPS.evaluator. */
   groupId?: string;
 }
 
@@ -68,7 +68,7 @@ export class Evaluator {
   private port: number | undefined;
 
   constructor(private readonly o: EvaluatorOptions) {
-    this.groupId = o.groupId ?? EVALUATOR_GROUP;
+    this.groupId = o.groupId ?? GROUPS.evaluator;
     this.consumer = o.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100 });
     this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.models = o.config.models.map((m) => m.id);

@@ -82,9 +82,9 @@ export const HEADERS = {
 
 export const CONTROL_DEADLINE = 'deadline';
 
-/** Consumer group names: one group per model (workers), one for the aggregator tier. */
+/** Consumer group names: one group per model (workers), one for the aggregator tier, one for the evaluators. */
 export const GROUPS = {
   worker: (modelId: string) => `ensemble-stream.worker.${modelId}`,
   aggregator: 'ensemble-stream.aggregator',
-  labels: 'ensemble-stream.labels',
+  evaluator: 'ensemble-stream.evaluator',
 } as const;
