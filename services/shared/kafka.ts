@@ -1,4 +1,5 @@
 import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
+import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
 
 /**
@@ -27,14 +28,29 @@ export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): 
   });
 }
 
-/** Creates the topics that do not exist yet; existing ones are left as they are. */
-export async function ensureTopics(admin: Admin, names: string[], partitions: number): Promise<string[]> {
+/**
+ * Creates the topics that do not exist yet (existing ones are left as they are) and waits until every
+ * partition has a leader. kafkajs's own wait gives up when a loaded KRaft broker still answers "does
+ * not host this topic-partition" right after creation, so leaders are polled here instead.
+ */
+export async function ensureTopics(admin: Admin, names: string[], partitions: number, timeoutMs = 30_000): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = names.filter((t) => !existing.has(t));
-  if (missing.length === 0) return [];
-  const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 }));
-  await admin.createTopics({ topics, waitForLeaders: true });
-  return missing;
+  if (missing.length > 0) {
+    const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 }));
+    await admin.createTopics({ topics, waitForLeaders: false });
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: names });
+      if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return missing;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new InfrastructureError(`topics have no leaders after ${timeoutMs} ms: ${names.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** kafkajs header values arrive as Buffers; this reads one as text. */
