@@ -9,7 +9,8 @@ import type { FusedPrediction } from '../shared/records.js';
 import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
-import { createFuser } from './fusion/index.js';
+import { staticFuser } from './fuser-factory.js';
+import type { Fuser } from './fusion/index.js';
 import { type JoinEntry, JoinStore } from './join-store.js';
 import { ModelHealth } from './model-health.js';
 import { PredictionIngress } from './prediction-ingress.js';
@@ -25,6 +26,8 @@ export interface AggregatorOptions {
   joinStore: JoinStore;
   instanceId: string;
   logger: Logger;
+  /** How requests are fused; defaults to the config's fixed-weight strategy (see buildFuser). */
+  fuser?: Fuser;
   /** Consumer group; defaults to the aggregator tier's group. */
   groupId?: string;
   /** How often expired requests are looked for, ms. @defaultValue 100 */
@@ -78,13 +81,7 @@ export class Aggregator {
       retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40, factor: 0.2, multiplier: 1.5 },
     });
     this.ingress = new PredictionIngress(o.config);
-    const weights = Object.fromEntries(o.config.models.map((m) => [m.id, m.weight]));
-    const fuser = createFuser(
-      o.config.task === 'classification'
-        ? { task: 'classification', strategy: o.config.strategy as never, classes: o.config.classes, weights }
-        : { task: 'regression', strategy: o.config.strategy as never, weights },
-    );
-    this.fusion = new RequestFusion(o.config, fuser);
+    this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
     this.health = new ModelHealth(this.expected, o.config.breaker, o.logger);
     this.sweeper = new DeadlineSweeper({

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../shared/errors.js';
-import { STRATEGIES } from './fusion/index.js';
+import { dirname, resolve } from 'node:path';
+import { loadArtifact } from '../ml/artifact.js';
+import type { Classifier } from '../ml/models/index.js';
+import { ConfigError, describeError } from '../shared/errors.js';
+import { ADAPTIVE_STRATEGIES } from './adaptive-fuser.js';
+import { STRATEGIES, stackingFeatureNames } from './fusion/index.js';
 import type { Task } from './fusion/types.js';
 import { MODEL_HEALTH_DEFAULTS, type ModelHealthOptions } from './model-health.js';
 
@@ -30,6 +34,16 @@ export interface AggregatorConfig {
   maxMessageBytes: number;
   /** The per-model circuit breakers that take unhealthy models out of the join. */
   breaker: ModelHealthOptions;
+  /** Required when `strategy` is stacking, and only then; model weights do not apply to stacking. */
+  stacking?: StackingConfig;
+}
+
+export interface StackingConfig {
+  /**
+   * The meta-model's artifact (selection writes a logistic regression), relative to the config file or absolute.
+   * Its inputs are the models' probabilities in the order `models` lists them.
+   */
+  metaArtifact: string;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -68,7 +82,7 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     }
   }
 
-  const strategies = task === 'regression' ? STRATEGIES.regression : STRATEGIES.classification;
+  const strategies = [...(task === 'regression' ? STRATEGIES.regression : STRATEGIES.classification), ...ADAPTIVE_STRATEGIES];
   if (typeof obj.strategy !== 'string' || !(strategies as readonly string[]).includes(obj.strategy)) {
     problems.push(`strategy: must be one of ${strategies.join(', ')} for ${String(task)}`);
   }
@@ -122,7 +136,18 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
   }
 
-  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', ...Object.keys(CONFIG_DEFAULTS)]);
+  let stacking: StackingConfig | undefined;
+  if (obj.strategy === 'stacking' && obj.stacking === undefined) {
+    problems.push('stacking: the stacking strategy needs { "metaArtifact": "<path>" }');
+  } else if (obj.stacking !== undefined) {
+    const s = (typeof obj.stacking === 'object' && obj.stacking !== null ? obj.stacking : {}) as Record<string, unknown>;
+    if (obj.strategy !== 'stacking') problems.push('stacking: applies only to the stacking strategy');
+    else if (typeof s.metaArtifact !== 'string' || s.metaArtifact === '') problems.push('stacking.metaArtifact: must be a non-empty path');
+    else stacking = { metaArtifact: s.metaArtifact };
+    for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
+  }
+
+  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
   for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
 
   if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
@@ -136,5 +161,34 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     stateTtlMs,
     maxMessageBytes,
     breaker,
+    ...(stacking === undefined ? {} : { stacking }),
   };
+}
+
+/**
+ * Loads the stacking meta-model of a validated config whose strategy is stacking, checking that it
+ * was fitted for exactly these classes and these models in this order (its feature names say so).
+ * `configPath` anchors a relative `stacking.metaArtifact`.
+ */
+export async function loadStackingMeta(config: AggregatorConfig, configPath: string): Promise<Classifier> {
+  if (config.stacking === undefined) throw new ConfigError(`strategy ${config.strategy} has no stacking meta-model`);
+  const path = resolve(dirname(configPath), config.stacking.metaArtifact);
+  const { artifact, model } = await loadArtifact(path).catch((cause: unknown) => {
+    throw new ConfigError(`stacking.metaArtifact: ${describeError(cause)}`, cause);
+  });
+  const mismatch = (actual: readonly string[], expected: readonly string[]): string | undefined => {
+    const i = expected.findIndex((name, j) => actual[j] !== name);
+    if (i >= 0) return `has ${JSON.stringify(actual[i] ?? null)} where the config needs ${JSON.stringify(expected[i])}`;
+    return actual.length > expected.length ? `has ${actual.length - expected.length} entries too many` : undefined;
+  };
+  const classProblem = mismatch(artifact.classes, config.classes);
+  if (classProblem !== undefined) throw new ConfigError(`stacking.metaArtifact ${path}: its class list ${classProblem}`);
+  // `<model>:<class>` per input: the meta-model must have been fitted on these models in this order.
+  const expected = stackingFeatureNames(
+    config.models.map((m) => m.id),
+    config.classes,
+  );
+  const inputProblem = mismatch(artifact.featureNames, expected);
+  if (inputProblem !== undefined) throw new ConfigError(`stacking.metaArtifact ${path}: its input list ${inputProblem}`);
+  return model;
 }

@@ -6,6 +6,7 @@ import { RedisKeys } from '../shared/redis-keys.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
 import { loadAggregatorConfig } from './config.js';
+import { buildFuser } from './fuser-factory.js';
 import { JoinStore } from './join-store.js';
 
 /** Starts one aggregator instance; configuration is read and checked here, once. */
@@ -16,7 +17,9 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `aggregator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
   const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
-  const joinStore = new JoinStore(redis, new RedisKeys(runtime.redisNamespace), { stateTtlMs: config.stateTtlMs });
+  const keys = new RedisKeys(runtime.redisNamespace);
+  const joinStore = new JoinStore(redis, keys, { stateTtlMs: config.stateTtlMs });
+  const fusion = await buildFuser(config, configPath, { redis: sweeperRedis, keys, logger });
   const aggregator = new Aggregator({
     kafka,
     redis,
@@ -26,11 +29,17 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     joinStore,
     instanceId: runtime.instanceId,
     logger,
+    fuser: fusion.fuser,
     sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
-  await runUntilSignal('aggregator', logger, () => aggregator.start(), async () => {
+  const start = async () => {
+    fusion.start();
+    await aggregator.start();
+  };
+  await runUntilSignal('aggregator', logger, start, async () => {
     await aggregator.stop();
+    fusion.stop();
     redis.disconnect();
     sweeperRedis.disconnect();
   });

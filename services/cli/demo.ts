@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AggregatorConfig, loadAggregatorConfig } from '../aggregator/config.js';
 import { loadDataset, type DatasetName } from '../ml/dataset.js';
@@ -14,7 +14,8 @@ import { scrapeGauge, sendLabels, snapshotsAfterNow } from './metrics-check.js';
 import { spawnService, type ServiceProcess } from './processes.js';
 import { type Collected, collect, quantile, replayFeatures, startGroupAtEnd, waitFor } from './stream-client.js';
 import { formatTable } from './table.js';
-import { artifactsDir, defaultAggregatorConfig, type Manifest, readManifest, train } from './training.js';
+import { selectEnsemble } from '../selection/select-ensemble.js';
+import { artifactsDir, type Manifest, readManifest, train, writeManifest } from './training.js';
 
 export interface DemoOptions {
   dataset: DatasetName;
@@ -24,7 +25,7 @@ export interface DemoOptions {
   limit: number;
   /** Leave Kafka and Redis running afterwards. */
   keepInfra: boolean;
-  /** Aggregator config to run with; default: equal-weight soft voting over every trained model. */
+  /** Aggregator config to run with; default: the one `select` chose (run first when missing). */
   configPath?: string;
   /** Port of the evaluator's Prometheus endpoint. @defaultValue 9464 */
   metricsPort?: number;
@@ -55,14 +56,22 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
   const started = await infraUp(runtime, logger);
   const services: ServiceProcess[] = [];
   try {
-    say('2/6 models ...');
+    say('2/6 models and the fusion config ...');
     let manifest: Manifest | undefined = await readManifest(o.dataset);
-    if (manifest === undefined) manifest = await train(o.dataset, 42, say);
-    else say(`  reusing ${manifest.models.length} trained models from ${artifactsDir(o.dataset)}`);
     const configPath = o.configPath ?? join(artifactsDir(o.dataset), 'aggregator.json');
-    let config: AggregatorConfig;
-    if (o.configPath !== undefined) config = loadAggregatorConfig(configPath);
-    else await writeFile(configPath, `${JSON.stringify((config = defaultAggregatorConfig(manifest)), null, 2)}\n`);
+    if (manifest === undefined || !existsSync(configPath)) {
+      if (o.configPath !== undefined) {
+        manifest = manifest ?? (await train(o.dataset, 42, say));
+      } else {
+        say('  training every model family, then choosing models, strategy and weights on the validation split ...');
+        const selection = await selectEnsemble({ dataset: o.dataset, seed: 42, outDir: artifactsDir(o.dataset), onProgress: (line) => say(`  ${line}`) });
+        manifest = await writeManifest(selection.training);
+        say(`  chosen: ${selection.chosen.strategy} over ${Object.keys(selection.chosen.weights).length} models (validation log loss ${selection.chosen.validation.logLoss.toFixed(4)}); report in ${selection.files.report}`);
+      }
+    } else {
+      say(`  reusing ${manifest.models.length} trained models and ${configPath}`);
+    }
+    const config: AggregatorConfig = loadAggregatorConfig(configPath);
 
     const data = await loadDataset(o.dataset);
     const testRows = o.limit > 0 ? manifest.split.test.slice(0, o.limit) : manifest.split.test;

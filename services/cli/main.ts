@@ -5,27 +5,36 @@ import { isDatasetName, type DatasetName } from '../ml/dataset.js';
 import { ConfigError, describeError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { runEvaluator } from '../evaluator/main.js';
 import { runModelServer } from '../model-server/main.js';
-import { runBuiltinWorker, runRemoteWorker } from '../worker/main.js';
+import { selectEnsemble } from '../selection/select-ensemble.js';
+import { runBuiltinWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
 import { runDemo } from './demo.js';
 import { infraDown, infraUp } from './local-infra.js';
-import { train } from './training.js';
+import { artifactsDir, train, writeManifest } from './training.js';
 
 const USAGE = `usage: ensemble-stream <command> [options]
 
 commands:
-  demo        [--dataset letter|spam] [--rate N] [--limit N] [--config FILE] [--keep-infra]
+  demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra]
               the whole pipeline on local Kafka and Redis, with a report
   infra       up | down      start (or stop) local Kafka and Redis and create the topics
   train       [--dataset letter|spam] [--seed N]      train every model family, write artifacts
+  select      [--dataset letter|spam] [--seed N] [--out DIR (artifacts/<dataset>)]
+              train, evaluate every model and fusion strategy, write the best aggregator config and a report
   worker      --artifact FILE [--model-id ID]          run one built-in model
               --remote URL --model NAME [--model-id ID]  run one model served over V2 REST (KServe)
+              --synthetic CLASSES --model-id ID            run a synthetic model (for benchmarks)
   model-server --artifact FILE [--artifact FILE ...] [--port N]
               serve built-in models over the Open Inference Protocol (V2 REST)
   aggregator  --config FILE                            run one fusion aggregator instance
+  evaluator   --config FILE                            join labels, publish rolling metrics (Kafka, /metrics)
 
 Kafka and Redis: KAFKA_BROKERS (127.0.0.1:9092), REDIS_URL (redis://127.0.0.1:6379).
 Topics: ES_TOPIC_PREFIX, ES_TOPIC_<FEATURES|PREDICTIONS|FUSED|LABELS|METRICS|DEAD_LETTERS>.`;
+
+/** Requests per second the demo replays at: what five in-process models keep up with on two cores. */
+const DEFAULT_DEMO_RATE = 250;
 
 function dataset(value: string | undefined): DatasetName {
   const name = value ?? 'letter';
@@ -48,11 +57,13 @@ async function main(argv: string[]): Promise<void> {
       rate: { type: 'string' },
       limit: { type: 'string' },
       seed: { type: 'string' },
+      out: { type: 'string' },
       config: { type: 'string' },
       artifact: { type: 'string', multiple: true },
       remote: { type: 'string' },
       model: { type: 'string' },
       port: { type: 'string' },
+      synthetic: { type: 'string' },
       'model-id': { type: 'string' },
       'keep-infra': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -66,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
     case 'demo':
       return runDemo(readRuntimeConfig(), {
         dataset: dataset(values.dataset),
-        rate: values.rate === undefined || values.rate === '0' ? (values.rate === '0' ? 0 : 1000) : positiveInt(values.rate, '--rate'),
+        rate: values.rate === undefined ? DEFAULT_DEMO_RATE : values.rate === '0' ? 0 : positiveInt(values.rate, '--rate'),
         limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
         keepInfra: values['keep-infra'] === true,
         ...(values.config === undefined ? {} : { configPath: values.config }),
@@ -83,7 +94,22 @@ async function main(argv: string[]): Promise<void> {
       await train(dataset(values.dataset), seed, (line) => process.stdout.write(`${line}\n`));
       return;
     }
+    case 'select': {
+      const name = dataset(values.dataset);
+      const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
+      const result = await selectEnsemble({
+        dataset: name,
+        seed,
+        outDir: values.out ?? artifactsDir(name),
+        onProgress: (line) => process.stdout.write(`  ${line}\n`),
+      });
+      if (values.out === undefined) await writeManifest(result.training);
+      const files = [result.files.config, result.files.metaArtifact, result.files.report, result.files.chart].filter((f) => f !== undefined);
+      process.stdout.write(`\n${result.table}\n\nwrote ${files.join('\n      ')}\n`);
+      return;
+    }
     case 'worker':
+      if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id'));
       if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
       return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
     case 'model-server':
@@ -93,12 +119,14 @@ async function main(argv: string[]): Promise<void> {
       });
     case 'aggregator':
       return runAggregator(required(values.config, '--config'));
+    case 'evaluator':
+      return runEvaluator(required(values.config, '--config'));
     default:
       throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
   }
 }
 
-const ONE_SHOT = new Set(['demo', 'infra', 'train', 'help', undefined]);
+const ONE_SHOT = new Set(['demo', 'infra', 'train', 'select', 'help', undefined]);
 
 main(process.argv.slice(2)).then(
   () => {

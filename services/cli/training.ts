@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AggregatorConfig } from '../aggregator/config.js';
-import { MODEL_HEALTH_DEFAULTS } from '../aggregator/model-health.js';
 import type { DatasetName } from '../ml/dataset.js';
 import type { Split } from '../ml/split.js';
 import { type TrainSummary, trainModels } from '../ml/trainer.js';
@@ -37,11 +35,10 @@ export async function readManifest(dataset: DatasetName, root?: string): Promise
 }
 
 export async function train(dataset: DatasetName, seed: number, log: (line: string) => void, root?: string): Promise<Manifest> {
-  const dir = artifactsDir(dataset, root);
   const summary: TrainSummary = await trainModels({
     dataset,
     seed,
-    outDir: join(dir, 'models'),
+    outDir: join(artifactsDir(dataset, root), 'models'),
     onProgress: (e) => {
       if (e.type === 'dataset-loaded') log(`  ${e.dataset}: ${e.rows} rows, ${e.features} features, ${e.classes} classes`);
       if (e.type === 'model-started') log(`  training ${e.family} ...`);
@@ -51,8 +48,13 @@ export async function train(dataset: DatasetName, seed: number, log: (line: stri
       }
     },
   });
+  return writeManifest(summary, root);
+}
+
+/** Records what the trainer produced, so services and tools find the artifacts and the split. */
+export async function writeManifest(summary: TrainSummary, root?: string): Promise<Manifest> {
   const manifest: Manifest = {
-    dataset,
+    dataset: summary.dataset,
     seed: summary.seed,
     classes: summary.classes,
     featureNames: summary.featureNames,
@@ -66,22 +68,7 @@ export async function train(dataset: DatasetName, seed: number, log: (line: stri
       testMacroF1: m.metrics.test.macroF1,
     })),
   };
-  await mkdir(dir, { recursive: true });
-  await writeFile(manifestPath(dataset, root), `${JSON.stringify(manifest)}\n`);
+  await mkdir(artifactsDir(summary.dataset, root), { recursive: true });
+  await writeFile(manifestPath(summary.dataset, root), `${JSON.stringify(manifest)}\n`);
   return manifest;
-}
-
-/** The config the aggregator runs with when nothing better was selected: equal-weight soft voting. */
-export function defaultAggregatorConfig(manifest: Manifest): AggregatorConfig {
-  return {
-    task: 'classification',
-    classes: manifest.classes,
-    strategy: 'soft-voting',
-    models: manifest.models.map((m) => ({ id: m.modelId, weight: 1 })),
-    deadlineMs: 2000,
-    quorum: 1,
-    stateTtlMs: 600_000,
-    maxMessageBytes: 65_536,
-    breaker: MODEL_HEALTH_DEFAULTS,
-  };
 }

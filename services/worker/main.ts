@@ -5,11 +5,17 @@ import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import type { ModelRunner } from './model-runner.js';
 import { RemoteRunner } from './remote-runner.js';
+import { SyntheticRunner } from './synthetic-runner.js';
 import { ModelWorker } from './worker.js';
 
 /** Starts one worker for a built-in model artifact; configuration is read and checked here, once. */
 export async function runBuiltinWorker(artifactPath: string, modelId: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   await runWorker(await BuiltinRunner.load(artifactPath, modelId), env);
+}
+
+/** Starts one worker for a synthetic model (answers derived from the features; for benchmarks). */
+export async function runSyntheticWorker(classCount: number, modelId: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await runWorker(new SyntheticRunner(modelId, classCount), env);
 }
 
 /** The worker's breaker times a whole remote call out after this; retries must fit inside. */

@@ -40,7 +40,7 @@ describe('FusionError', () => {
 describe('invalid fuser specs', () => {
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['an unknown task', { task: 'ranking', strategy: 'median' }, /task must be one of classification, regression/],
-    ['a strategy of the other task', { task: 'classification', strategy: 'median', classes: ABC }, /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, got median/],
+    ['a strategy of the other task', { task: 'classification', strategy: 'median', classes: ABC }, /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, stacking, got median/],
     ['a voting strategy for regression', { task: 'regression', strategy: 'hard-voting' }, /must be one of weighted-average, weighted-sum, median/],
     ['classification without classes', { task: 'classification', strategy: 'hard-voting' }, /at least two class labels/],
     ['a single class', { task: 'classification', strategy: 'hard-voting', classes: ['a'] }, /at least two class labels/],

@@ -25,7 +25,7 @@ const M3 = p('m3', 0.1, 0.6, 0.3);
 
 describe('strategy names', () => {
   it('lists the valid strategies per task', () => {
-    expect(STRATEGIES.classification).toEqual(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting']);
+    expect(STRATEGIES.classification).toEqual(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting', 'stacking']);
     expect(STRATEGIES.regression).toEqual(['weighted-average', 'weighted-sum', 'median']);
   });
 

@@ -2,12 +2,14 @@ import { ConfigError } from '../../shared/errors.js';
 import { Batch } from './batch.js';
 import { fuseClassification } from './classification.js';
 import { fuseRegression } from './regression.js';
+import { stackingFusion } from './stacking.js';
 import { STRATEGIES, isStrategy, isTask } from './types.js';
 import type { FusionResult, Fuser, FuserSpec, ModelOutput } from './types.js';
 import { WeightTable } from './weights.js';
 
 export { FusionError } from './errors.js';
 export type { FusionErrorCode } from './errors.js';
+export { stackingFeatureNames, stackingInput } from './stacking.js';
 export { STRATEGIES, isStrategy, isTask } from './types.js';
 export type {
   ClassificationSpec,
@@ -18,6 +20,7 @@ export type {
   ModelOutput,
   RegressionSpec,
   RegressionStrategy,
+  StackingSpec,
   Strategy,
   Task,
   Weights,
@@ -37,6 +40,10 @@ export function createFuser(spec: FuserSpec): Fuser {
     throw new ConfigError(
       `fusion strategy for ${spec.task} must be one of ${STRATEGIES[spec.task].join(', ')}, got ${String(spec.strategy)}`,
     );
+  }
+  if (spec.task === 'classification' && spec.strategy === 'stacking') {
+    const stacking = stackingFusion(spec, checkedClasses(spec.classes));
+    return fuser('classification', 'stacking', new WeightTable(stacking.weights), stacking.run);
   }
   const table = new WeightTable(spec.weights);
   if (spec.task === 'classification') {

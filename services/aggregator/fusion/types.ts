@@ -2,14 +2,17 @@
  * Vocabulary of prediction fusion: tasks, strategy names, model outputs and fused results.
  */
 
+import type { Classifier } from '../../ml/models/index.js';
+
 /** Valid strategy names per task; configuration validation checks names against these lists. */
 export const STRATEGIES = Object.freeze({
-  classification: Object.freeze(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting'] as const),
+  classification: Object.freeze(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting', 'stacking'] as const),
   regression: Object.freeze(['weighted-average', 'weighted-sum', 'median'] as const),
 });
 
 export type Task = keyof typeof STRATEGIES;
-export type ClassificationStrategy = (typeof STRATEGIES.classification)[number];
+/** The classification strategies that combine weighted outputs; stacking has its own spec. */
+export type ClassificationStrategy = Exclude<(typeof STRATEGIES.classification)[number], 'stacking'>;
 export type RegressionStrategy = (typeof STRATEGIES.regression)[number];
 export type Strategy<T extends Task = Task> = (typeof STRATEGIES)[T][number];
 
@@ -44,8 +47,8 @@ export interface FusionResult {
   value?: number;
   /**
    * Weight each present model had in the result: renormalised to sum to 1 over the present models,
-   * except weighted-sum (the configured weights, which it applies unnormalised) and median (1/n each,
-   * as every value counts equally).
+   * except weighted-sum (the configured weights, which it applies unnormalised), median (1/n each,
+   * as every value counts equally) and stacking (1/n each: the meta-model, not weights, combines them).
    */
   weightsUsed: Record<string, number>;
 }
@@ -73,4 +76,16 @@ export interface RegressionSpec {
   weights?: Weights;
 }
 
-export type FuserSpec = ClassificationSpec | RegressionSpec;
+/** Stacking: a meta-model maps the base models' probabilities to the fused distribution. */
+export interface StackingSpec {
+  task: 'classification';
+  strategy: 'stacking';
+  /** Class labels, in the order of every model's probabilities and of the meta-model's output. */
+  classes: readonly string[];
+  /** The base models, in the order of their probability blocks in the meta-model's input. */
+  models: readonly string[];
+  /** Takes models.length * classes.length inputs and gives one probability per class. */
+  meta: Classifier;
+}
+
+export type FuserSpec = ClassificationSpec | StackingSpec | RegressionSpec;
