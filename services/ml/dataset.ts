@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { repoRoot } from '../shared/repo-root.js';
 import { parseCsv } from './csv.js';
 import { DatasetError } from './errors.js';
 
@@ -31,26 +30,6 @@ export const DATASETS: Readonly<Record<DatasetName, DatasetSpec>> = {
 
 export function isDatasetName(name: string): name is DatasetName {
   return Object.hasOwn(DATASETS, name);
-}
-
-let cachedRoot: string | undefined;
-
-/**
- * The folder holding package.json, found from this module's own location: the module runs from
- * `services/ml/` under vitest and from `dist/services/ml/` when built, and the cwd is anyone's guess.
- */
-export function repoRoot(): string {
-  if (cachedRoot !== undefined) return cachedRoot;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) {
-      cachedRoot = dir;
-      return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new DatasetError('no package.json above the ml module; cannot locate the repository root');
-    dir = parent;
-  }
 }
 
 export async function loadDataset(name: DatasetName): Promise<Dataset> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCsv } from '../../services/ml/csv.js';
-import { DATASETS, datasetFromCsv, loadDataset, repoRoot } from '../../services/ml/dataset.js';
+import { DATASETS, datasetFromCsv, loadDataset } from '../../services/ml/dataset.js';
+import { repoRoot } from '../../services/shared/repo-root.js';
 import { DatasetError } from '../../services/ml/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
