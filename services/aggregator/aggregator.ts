@@ -30,6 +30,8 @@ export interface AggregatorOptions {
   fuser?: Fuser;
   /** Consumer group; defaults to the aggregator tier's group. */
   groupId?: string;
+  /** Partitions whose batches are processed at the same time. @defaultValue 8 */
+  partitionsConsumedConcurrently?: number;
   /** How often expired requests are looked for, ms. @defaultValue 100 */
   sweepIntervalMs?: number;
 }
@@ -55,7 +57,8 @@ export interface AggregatorStats {
 export class Aggregator {
   readonly stats: AggregatorStats = { fused: 0, complete: 0, partial: 0, insufficient: 0, duplicates: 0, late: {}, deadLetters: 0, batches: 0 };
   private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  /** One transactional producer per input partition, created on the partition's first batch. */
+  private readonly producers = new Map<number, Promise<Producer>>();
   private readonly ingress: PredictionIngress;
   private readonly fusion: RequestFusion;
   private readonly sweeper: DeadlineSweeper;
@@ -66,20 +69,8 @@ export class Aggregator {
 
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
-    // A dead instance holds its partitions until its session times out, and its open transaction
-    // holds back every read_committed reader until the transaction times out: keep both short.
+    // A dead instance holds its partitions until its session times out: keep it short.
     this.consumer = o.kafka.consumer({ groupId: this.groupId, readUncommitted: false, maxWaitTimeInMs: 20, sessionTimeout: 10_000, heartbeatInterval: 1000 });
-    this.producer = o.kafka.producer({
-      // Stable across restarts of the same instance, so a restarted instance fences its former self and
-      // aborts its open transaction at once (ES_INSTANCE_ID).
-      transactionalId: `${this.groupId}.${o.instanceId}`,
-      transactionTimeout: 10_000,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      // Right after a commit the broker answers CONCURRENT_TRANSACTIONS until the commit markers are
-      // written (a few ms); kafkajs's default 100 ms+ backoff would cap us at a few batches a second.
-      retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40, factor: 0.2, multiplier: 1.5 },
-    });
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
@@ -94,11 +85,12 @@ export class Aggregator {
   }
 
   async start(): Promise<void> {
-    await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.predictions, fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
+      // Partitions have their own producers, so their batches (and transactions) run side by side.
+      partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
       eachBatch: (payload) => this.onBatch(payload),
     });
     await this.sweeper.start();
@@ -108,7 +100,8 @@ export class Aggregator {
   async stop(): Promise<void> {
     await this.sweeper.stop();
     await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await Promise.allSettled([...this.producers.values()].map(async (p) => (await p).disconnect()));
+    this.producers.clear();
     this.health.shutdown();
   }
 
@@ -163,7 +156,8 @@ export class Aggregator {
     });
 
     const last = batch.messages[batch.messages.length - 1];
-    const transaction = await this.producer.transaction();
+    const producer = await this.producerFor(topic, partition);
+    const transaction = await producer.transaction();
     try {
       if (out.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: out });
       if (deadLetters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: deadLetters });
@@ -174,6 +168,9 @@ export class Aggregator {
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);
+      // Possibly fenced by another instance that owned this partition meanwhile: start afresh.
+      this.producers.delete(partition);
+      await producer.disconnect().catch(() => undefined);
       throw error;
     }
     // Counted only once committed: an aborted batch is processed again and would count twice.
@@ -186,6 +183,30 @@ export class Aggregator {
     this.stats.deadLetters += deadLetters.length;
     this.stats.batches++;
     await this.o.joinStore.finish(partition, fused.map((f) => f.requestId));
+  }
+
+  /**
+   * The transactional id is the input partition's, not the instance's (as before KIP-447): whoever
+   * takes a partition over, after a rebalance or a crash, fences the previous owner's producer and
+   * aborts its open transaction at once, so a zombie can never commit and readers are not held back.
+   */
+  private producerFor(topic: string, partition: number): Promise<Producer> {
+    let producer = this.producers.get(partition);
+    if (producer === undefined) {
+      const created = this.o.kafka.producer({
+        transactionalId: `${this.groupId}.${topic}.${partition}`,
+        transactionTimeout: 10_000,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // Right after a commit the broker answers CONCURRENT_TRANSACTIONS until the commit markers are
+        // written (a few ms); kafkajs's default 100 ms+ backoff would cap a partition at a few batches a second.
+        retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40, factor: 0.2, multiplier: 1.5 },
+      });
+      producer = created.connect().then(() => created);
+      producer.catch(() => this.producers.delete(partition));
+      this.producers.set(partition, producer);
+    }
+    return producer;
   }
 
   private countFused(fused: FusedPrediction): void {

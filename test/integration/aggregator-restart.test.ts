@@ -41,11 +41,10 @@ describe('an aggregator killed mid-stream', () => {
       ES_AGGREGATOR_GROUP: uniqueName('agg-group'),
       LOG_LEVEL: 'error',
     };
-    // A restart comes back as the same instance (as under a process supervisor or a StatefulSet), which
-    // fences the killed process's transactional producer and aborts its open transaction.
-    const instanceId = uniqueName('agg');
+    // Each replacement is a new instance: taking over a partition fences the killed process's
+    // transactional producer for that partition and aborts its open transaction.
     const startAggregator = () => {
-      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], { env: { ...env, ES_INSTANCE_ID: instanceId }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], { env: { ...env, ES_INSTANCE_ID: uniqueName('agg') }, stdio: 'ignore' });
       children.push(child);
       return child;
     };
