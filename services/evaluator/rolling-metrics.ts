@@ -1,5 +1,6 @@
-import { brierScore, logLoss, metricsFromConfusion } from '../ml/metrics.js';
 import type { Task } from '../aggregator/fusion/index.js';
+import { brierScore, logLoss, metricsFromConfusion } from '../ml/metrics.js';
+import type { MetricsEntry } from '../shared/records.js';
 
 /**
  * Label-based metrics over a rolling window. Each labelled prediction becomes a sample of additive
@@ -85,17 +86,8 @@ export function addBucket(sums: WindowSums, fields: ReadonlyMap<string, string>)
   }
 }
 
-export interface WindowFigures {
-  labelled: number;
-  accuracy: number | null;
-  macroPrecision: number | null;
-  macroRecall: number | null;
-  macroF1: number | null;
-  logLoss: number | null;
-  brier: number | null;
-  mae: number | null;
-  rmse: number | null;
-}
+/** The label-based part of a metrics entry. */
+export type WindowFigures = Pick<MetricsEntry, 'labelled' | 'accuracy' | 'macroPrecision' | 'macroRecall' | 'macroF1' | 'logLoss' | 'brier' | 'mae' | 'rmse'>;
 
 /** The metrics of a window; null where the window holds nothing to compute them from. */
 export function windowFigures(sums: WindowSums, task: Task, nClasses: number): WindowFigures {
