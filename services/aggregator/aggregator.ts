@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { deadLetterMessage } from '../shared/dead-letters.js';
-import { InvalidMessageError } from '../shared/errors.js';
+import { describeError, InvalidMessageError } from '../shared/errors.js';
 import { header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import type { FusedPrediction } from '../shared/records.js';
@@ -48,6 +48,9 @@ export interface AggregatorStats {
   batches: number;
 }
 
+/** Most bytes fetched per partition at once: bounds the size of a batch's transaction. */
+const MAX_BATCH_BYTES = 256 * 1024;
+
 /**
  * The fusion aggregator. For each batch of one predictions partition: check every message, join the
  * good ones in Redis with one script call, fuse the requests that closed, and commit the fused
@@ -70,7 +73,17 @@ export class Aggregator {
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
     // A dead instance holds its partitions until its session times out: keep it short.
-    this.consumer = o.kafka.consumer({ groupId: this.groupId, readUncommitted: false, maxWaitTimeInMs: 20, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    this.consumer = o.kafka.consumer({
+      groupId: this.groupId,
+      readUncommitted: false,
+      maxWaitTimeInMs: 20,
+      // A batch's transaction carries about as many bytes as the batch (a fused result per request,
+      // a dead letter per bad message); the broker refuses a record batch over 1 MiB, so a backlog
+      // fetch of the default 1 MiB per partition could never commit.
+      maxBytesPerPartition: MAX_BATCH_BYTES,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+    });
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
@@ -182,7 +195,11 @@ export class Aggregator {
     this.stats.duplicates += duplicates;
     this.stats.deadLetters += deadLetters.length;
     this.stats.batches++;
-    await this.o.joinStore.finish(partition, fused.map((f) => f.requestId));
+    // Not awaited: the partition's next join queues behind it on the same connection anyway, and
+    // a failure only leaves the predictions in Redis until their TTL.
+    this.o.joinStore.finish(partition, fused.map((f) => f.requestId)).catch((error: unknown) => {
+      this.o.logger.warn('freeing fused predictions failed; they expire with their TTL', { partition, error: describeError(error) });
+    });
   }
 
   /**

@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { checkSize, deadLetterMessage, requestKey } from '../shared/dead-letters.js';
 import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
@@ -41,6 +41,21 @@ export interface WorkerStats {
   deadLetters: number;
 }
 
+/** Most partitions whose batches are handled at the same time (kafkajs starts a worker for each). */
+const PARTITIONS_AT_ONCE = 16;
+
+/** Most feature-event bytes fetched per partition at once (a few hundred requests). */
+const MAX_FETCH_BYTES = 64 * 1024;
+
+/** What one partition's batch hands to its round: its predictions, dead letters and next offset. */
+interface RoundBatch {
+  topic: string;
+  partition: number;
+  offset: string;
+  predictions: Message[];
+  deadLetters: Message[];
+}
+
 /**
  * A model worker: consumes feature events in its model's own consumer group, calls the model behind
  * a circuit breaker, and publishes one prediction per request keyed by request id. A failed or
@@ -54,11 +69,18 @@ export class ModelWorker {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly service: string;
+  private readonly round = new FetchRound<RoundBatch>((batches) => this.flush(batches));
 
   constructor(private readonly o: WorkerOptions) {
     const { runner } = o;
     this.service = `worker:${runner.modelId}`;
-    this.consumer = o.kafka.consumer({ groupId: o.groupId ?? GROUPS.worker(runner.modelId), maxWaitTimeInMs: 20 });
+    this.consumer = o.kafka.consumer({
+      groupId: o.groupId ?? GROUPS.worker(runner.modelId),
+      maxWaitTimeInMs: 20,
+      // A round's predictions go out only once all of it is predicted: a backlog fetch of the default
+      // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
+      maxBytesPerPartition: MAX_FETCH_BYTES,
+    });
     this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), {
       timeout: o.breaker?.timeout ?? 1000,
@@ -68,6 +90,8 @@ export class ModelWorker {
       // Bad input says nothing about the model's health.
       errorFilter: (error: unknown) => error instanceof EnsembleError && !error.retriable,
       name: runner.modelId,
+      // Per-call latency lists cost memory on every call, and opossum sorts them all on every failure.
+      rollingPercentilesEnabled: false,
     });
     const transition = (state: string) => () => o.logger.warn(`model breaker ${state}`, { model: runner.modelId });
     this.breaker.on('open', transition('open'));
@@ -79,7 +103,8 @@ export class ModelWorker {
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.features, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatch: (payload) => this.onBatch(payload) });
+    // A fetch's batches (one per partition) are handled at once and flushed together.
+    await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: PARTITIONS_AT_ONCE, eachBatch: (payload) => this.onBatch(payload) });
     this.o.logger.info('worker started', { model: this.o.runner.modelId, version: this.o.runner.modelVersion });
   }
 
@@ -92,33 +117,42 @@ export class ModelWorker {
 
   private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0 || isStale()) return;
-    const { topic, partition } = batch;
-    const predictions: Message[] = [];
-    const deadLetters: Message[] = [];
-    const accepted: { event: FeatureEvent; receivedAtMs: number }[] = [];
-    for (const m of batch.messages) {
-      const receivedAtMs = Date.now();
-      try {
-        accepted.push({ event: this.accept(m), receivedAtMs });
-      } catch (error) {
-        if (!(error instanceof InvalidMessageError)) throw error;
-        deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, receivedAtMs));
-        this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+    this.round.enter();
+    let joined = false;
+    try {
+      const { topic, partition } = batch;
+      const predictions: Message[] = [];
+      const deadLetters: Message[] = [];
+      const accepted: { event: FeatureEvent; receivedAtMs: number }[] = [];
+      for (const m of batch.messages) {
+        const receivedAtMs = Date.now();
+        try {
+          accepted.push({ event: this.accept(m), receivedAtMs });
+        } catch (error) {
+          if (!(error instanceof InvalidMessageError)) throw error;
+          deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, receivedAtMs));
+          this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+        }
       }
+      const results = await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs));
+      for (const p of results) predictions.push({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers });
+      const last = batch.messages[batch.messages.length - 1];
+      joined = true;
+      await this.round.join({ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString(), predictions, deadLetters });
+      this.stats.deadLetters += deadLetters.length;
+    } finally {
+      if (!joined) this.round.leave();
     }
-    const results = await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs));
-    for (const p of results) predictions.push({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers });
+  }
 
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [
-        { topic: this.o.topics.predictions, messages: predictions },
-        { topic: this.o.topics.deadLetters, messages: deadLetters },
-      ].filter((t) => t.messages.length > 0),
-    });
-    const last = batch.messages[batch.messages.length - 1];
-    await this.consumer.commitOffsets([{ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }]);
-    this.stats.deadLetters += deadLetters.length;
+  /** Sends a round's predictions and dead letters (one request unless large), then commits its offsets in one. */
+  private async flush(batches: readonly RoundBatch[]): Promise<void> {
+    const outgoing = [
+      ...batches.flatMap((b) => b.predictions.map((message) => ({ topic: this.o.topics.predictions, message }))),
+      ...batches.flatMap((b) => b.deadLetters.map((message) => ({ topic: this.o.topics.deadLetters, message }))),
+    ];
+    for (const topicMessages of requestSlices(outgoing)) await this.producer.sendBatch({ acks: -1, topicMessages });
+    await this.consumer.commitOffsets(batches.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
   }
 
   private accept(m: KafkaMessage): FeatureEvent {
@@ -136,7 +170,7 @@ export class ModelWorker {
 
   private async predict(event: FeatureEvent, receivedAtMs: number): Promise<Prediction> {
     const { runner } = this.o;
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const base = {
       requestId: event.requestId,
       modelId: runner.modelId,
@@ -147,13 +181,13 @@ export class ModelWorker {
     };
     try {
       const answer = await this.breaker.fire(event.features);
-      const inferenceMicros = Number((process.hrtime.bigint() - started) / 1000n);
+      const inferenceMicros = Math.round((performance.now() - started) * 1000);
       this.stats.predictions++;
       return 'value' in answer
         ? { ...base, status: 'OK', probabilities: null, value: answer.value, error: null, inferenceMicros }
         : { ...base, status: 'OK', probabilities: answer.probabilities, value: null, error: null, inferenceMicros };
     } catch (error) {
-      const inferenceMicros = Number((process.hrtime.bigint() - started) / 1000n);
+      const inferenceMicros = Math.round((performance.now() - started) * 1000);
       const open = (error as { code?: string }).code === 'EOPENBREAKER';
       if (open) this.stats.abstains++;
       else this.stats.errors++;
@@ -169,6 +203,40 @@ export class ModelWorker {
   }
 }
 
+/**
+ * The broker refuses a record batch larger than its max.message.bytes (1 MiB by default), and a
+ * backlog fetch (up to 1 MiB per partition) turns into more bytes of predictions than it held:
+ * larger rounds are sent as several requests of at most this many bytes.
+ */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+/** Messages grouped by topic, in slices of at most MAX_REQUEST_BYTES of keys and values. */
+function requestSlices(outgoing: readonly { topic: string; message: Message }[]): TopicMessages[][] {
+  const slices: TopicMessages[][] = [];
+  let current = new Map<string, Message[]>();
+  let bytes = 0;
+  const close = () => {
+    if (current.size > 0) slices.push([...current].map(([topic, messages]) => ({ topic, messages })));
+    current = new Map();
+    bytes = 0;
+  };
+  for (const { topic, message } of outgoing) {
+    const size = byteLength(message.value) + byteLength(message.key);
+    if (bytes > 0 && bytes + size > MAX_REQUEST_BYTES) close();
+    const list = current.get(topic);
+    if (list === undefined) current.set(topic, [message]);
+    else list.push(message);
+    bytes += size;
+  }
+  close();
+  return slices;
+}
+
+function byteLength(data: Buffer | string | null | undefined): number {
+  if (data === null || data === undefined) return 0;
+  return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+}
+
 /** Like Promise.all over `items`, with at most `limit` calls in flight; keeps the order. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -181,4 +249,55 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return results;
+}
+
+/**
+ * Gathers the batches handled at the same time (kafkajs hands over one fetch, one batch per
+ * partition, and fetches again once all are done) into one flush: one produce request and one
+ * offset commit per fetch instead of one of each per partition. A round closes when every batch in
+ * flight has joined it or left without joining; rounds flush one after another. A failed flush
+ * fails every batch of its round, which kafkajs then processes again from the committed offsets.
+ */
+class FetchRound<T> {
+  private inFlight = 0;
+  private members: T[] = [];
+  private waiters: { resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly flush: (members: T[]) => Promise<void>) {}
+
+  /** A batch started; it must then `join` or `leave`. */
+  enter(): void {
+    this.inFlight++;
+  }
+
+  /** A batch ended without joining (it failed before its flush). */
+  leave(): void {
+    this.inFlight--;
+    this.close();
+  }
+
+  /** Resolves once the round holding `member` is flushed. */
+  join(member: T): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.members.push(member);
+      this.waiters.push({ resolve, reject });
+      this.inFlight--;
+      this.close();
+    });
+  }
+
+  private close(): void {
+    if (this.inFlight > 0 || this.members.length === 0) return;
+    const members = this.members;
+    const waiters = this.waiters;
+    this.members = [];
+    this.waiters = [];
+    this.flushing = this.flushing
+      .then(() => this.flush(members))
+      .then(
+        () => waiters.forEach((w) => w.resolve()),
+        (error: unknown) => waiters.forEach((w) => w.reject(error)),
+      );
+  }
 }

@@ -36,19 +36,37 @@ for model in string.gmatch(ARGV[3], '[^,]+') do
 end
 local n = tonumber(ARGV[4])
 
-local function storedPredictions(why, predKey)
+-- Every stored prediction, as {1, why, model1, bytes1, ...}, from one HGETALL reply.
+local function fuseOutcome(why, all)
   local out = {1, why}
-  local all = redis.call('HGETALL', predKey)
   for i = 1, #all do
     out[#out + 1] = all[i]
   end
   return out
 end
 
-local function markFusing(stateKey, predKey, requestId, offset)
-  local models = redis.call('HKEYS', predKey)
+local function markFusing(stateKey, requestId, offset, all)
+  local models = {}
+  for i = 1, #all, 2 do
+    models[#models + 1] = all[i]
+  end
   redis.call('HSET', stateKey, 'st', 'fusing', 'o', offset, 'c', table.concat(models, ','))
   redis.call('ZREM', deadlines, requestId)
+end
+
+-- The stored predictions if every awaited model has answered, else nil. A hash with fewer fields
+-- than awaited models cannot be complete, which spares reading it for every message but the last.
+local function completeJoin(predKey, stored)
+  if stored < #waitFor then return nil end
+  local all = redis.call('HGETALL', predKey)
+  local have = {}
+  for i = 1, #all, 2 do
+    have[all[i]] = true
+  end
+  for _, m in ipairs(waitFor) do
+    if not have[m] then return nil end
+  end
+  return all
 end
 
 local function contributed(stateKey, model)
@@ -73,31 +91,33 @@ for i = 0, n - 1 do
   local predKey = stateKey .. ':m'
 
   local state = redis.call('HGET', stateKey, 'st')
+  -- How many predictions the request holds after this one joined; 0 when it did not join.
+  local stored = 0
   if kind == 'p' and not state then
+    -- A new request: its state and predictions start together and expire together.
     state = 'open'
     redis.call('HSET', stateKey, 'st', 'open', 'dl', deadline)
     redis.call('PEXPIRE', stateKey, ttl)
     redis.call('ZADD', deadlines, deadline, requestId)
+    redis.call('HSET', predKey, model, payload)
+    redis.call('PEXPIRE', predKey, ttl)
+    stored = 1
+  elseif state == 'open' and kind == 'p' then
+    if redis.call('HSETNX', predKey, model, payload) == 1 then stored = redis.call('HLEN', predKey) end
   end
 
   if state == 'open' then
     if kind == 'd' then
-      markFusing(stateKey, predKey, requestId, offset)
-      results[#results + 1] = storedPredictions('deadline', predKey)
-    elseif redis.call('HSETNX', predKey, model, payload) == 0 then
+      local all = redis.call('HGETALL', predKey)
+      markFusing(stateKey, requestId, offset, all)
+      results[#results + 1] = fuseOutcome('deadline', all)
+    elseif stored == 0 then
       results[#results + 1] = {2}
     else
-      redis.call('PEXPIRE', predKey, ttl)
-      local complete = true
-      for _, m in ipairs(waitFor) do
-        if redis.call('HEXISTS', predKey, m) == 0 then
-          complete = false
-          break
-        end
-      end
-      if complete then
-        markFusing(stateKey, predKey, requestId, offset)
-        results[#results + 1] = storedPredictions('all', predKey)
+      local all = completeJoin(predKey, stored)
+      if all then
+        markFusing(stateKey, requestId, offset, all)
+        results[#results + 1] = fuseOutcome('all', all)
       else
         results[#results + 1] = {0}
       end
@@ -106,7 +126,7 @@ for i = 0, n - 1 do
     -- The message that fused this request, delivered again: its transaction did not commit.
     local why = 'all'
     if kind == 'd' then why = 'deadline' end
-    results[#results + 1] = storedPredictions(why, predKey)
+    results[#results + 1] = fuseOutcome(why, redis.call('HGETALL', predKey))
   elseif kind == 'd' then
     results[#results + 1] = {4}
   elseif state and contributed(stateKey, model) then

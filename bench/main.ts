@@ -1,0 +1,214 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { infraDown, infraUp } from '../services/cli/local-infra.js';
+import { ConfigError, describeError } from '../services/shared/errors.js';
+import { createKafka } from '../services/shared/kafka.js';
+import { createLogger } from '../services/shared/log.js';
+import { createRedis } from '../services/shared/redis.js';
+import { repoRoot } from '../services/shared/repo-root.js';
+import { DEFAULT_REDIS_URL, readRuntimeConfig } from '../services/shared/runtime-config.js';
+import { allTopics, withPrefix } from '../services/shared/topics.js';
+import { type CeilingResult, measureCeiling } from './ceiling.js';
+import { FusedCollector } from './collector.js';
+import { createTopics, deleteTopics } from './kafka-topics.js';
+import { startLoadGenerator } from './load-driver.js';
+import { brokerPid, watchedProcesses } from './local-processes.js';
+import { messageSizes } from './message-sizes.js';
+import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
+import { type PhaseContext, type PhaseResult, runPhase } from './phase.js';
+import { loadProfile, Pipeline, type Profile } from './pipeline.js';
+import { type ProfileSummary, summariseProfile } from './profile-summary.js';
+import { keysLeft, redisSnapshot } from './redis-stats.js';
+import { type BenchReport, formatReport, kafkajsBound } from './report.js';
+import { latencyPlot } from './svg-plot.js';
+
+/**
+ * `npm run bench`: the real pipeline (three worker processes, one aggregator process, local Kafka
+ * and Redis) under a load generator, first at a fixed offered rate and then at saturation, with
+ * synthetic models (the pipeline's own cost) and the trained letter models (with inference). Also
+ * measures the broker's raw rates in the same run, so the figures read as a share of the machine.
+ */
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+async function main(argv: string[]): Promise<void> {
+  const options = parseBenchOptions(argv);
+  if (options === undefined) return say(USAGE);
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const runId = `bench-${startedAt.getTime().toString(36)}`;
+  const resultsDir = join(repoRoot(), 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const env: NodeJS.ProcessEnv = { ...process.env, ES_TOPIC_PREFIX: `${runId}-${options.profiles[0]}-`, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const runtime = readRuntimeConfig(env);
+  const logger = createLogger('bench', runtime.logLevel);
+  const loadStart = loadavg()[0] ?? 0;
+
+  say(`ensemble-stream bench ${runId}: kafka ${runtime.kafkaBrokers.join(',')}, redis ${runtime.redisUrl}`);
+  const started = await infraUp(runtime, logger, env);
+  stopInfra = () => infraDown(started, env);
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: 'ensemble-stream-bench', logger });
+  const redis = createRedis(runtime.redisUrl, 'ensemble-stream-bench');
+  const workDir = mkdtempSync(join(tmpdir(), 'es-bench-'));
+  const createdTopics: string[] = [];
+  let loadGenerator: ChildProcess | undefined;
+  try {
+    const baseline = await redisSnapshot(redis);
+    let ceiling: CeilingResult[] = [];
+    if (options.ceiling) {
+      say('ceiling: the broker alone ...');
+      const sizes = messageSizes(options.classes);
+      const ceilingSizes = [
+        { label: 'features', valueBytes: sizes.featureEvent },
+        { label: 'predictions', valueBytes: sizes.prediction },
+        { label: 'fused', valueBytes: sizes.fused },
+      ];
+      createdTopics.push(...ceilingSizes.flatMap((s) => [`${runId}-ceiling-java-${s.label}`, `${runId}-ceiling-kafkajs-${s.label}`]));
+      ceiling = await measureCeiling({
+        kafka, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, topicPrefix: `${runId}-`, sizes: ceilingSizes, records: options.ceilingRecords, env, brokerPid: brokerPid(env), say,
+      });
+    }
+
+    loadGenerator = await startLoadGenerator(env);
+    const phases: PhaseResult[] = [];
+    const cpuProfiles: ProfileSummary[] = [];
+    const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+    for (const name of options.profiles) {
+      // Each profile has its own topics, Redis keys and aggregator group: nothing left over from
+      // one profile (a backlog, a consumer group's position) can reach the next.
+      const topics = withPrefix(`${runId}-${name}-`);
+      await createTopics(kafka, topics, runtime.partitions);
+      createdTopics.push(...allTopics(topics));
+      const profileEnv = { ...env, ES_TOPIC_PREFIX: `${runId}-${name}-`, ES_REDIS_NAMESPACE: `${runId}-${name}`, ES_AGGREGATOR_GROUP: `${runId}.aggregator.${name}` };
+      const collector = await FusedCollector.start(kafka, topics.fused, `${runId}.collector.${name}`);
+      try {
+        const ctx = { kafka, redis, topics, redisNamespace: `${runId}-${name}`, loadGenerator, collector, runId, processes: [] };
+        phases.push(...(await runProfile(await loadProfile(name, options, say), options, ctx, profileEnv, workDir, profileDir)));
+      } finally {
+        await collector.stop();
+      }
+      if (profileDir !== undefined) cpuProfiles.push(...summariseProfiles(profileDir, name));
+    }
+
+    const afterPhases = await redisSnapshot(redis);
+    say(`waiting for the join state TTL (${options.stateTtlMs} ms) to check Redis memory ...`);
+    let left = 0;
+    await poll(async () => {
+      left = 0;
+      for (const name of options.profiles) {
+        const k = await keysLeft(redis, `${runId}-${name}`);
+        left += k.states + k.predictionHashes + k.deadlineEntries;
+      }
+      return left === 0;
+    }, options.stateTtlMs + 30_000);
+    const afterTtl = await redisSnapshot(redis);
+
+    const report: BenchReport = {
+      startedAt: startedAt.toISOString(),
+      options: { ...options },
+      environment: {
+        node: process.version,
+        cpus: cpus().length,
+        loadAverage1mStart: loadStart,
+        loadAverage1mEnd: loadavg()[0] ?? 0,
+        kafkaBrokers: runtime.kafkaBrokers,
+        redisUrl: runtime.redisUrl,
+        partitions: runtime.partitions,
+      },
+      messageBytes: messageSizes(options.classes),
+      ceiling,
+      kafkajsBound: kafkajsBound(ceiling, cpus().length),
+      phases,
+      redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },
+      cpuProfiles,
+    };
+    const jsonPath = join(resultsDir, `${stamp}.json`);
+    const svgPath = join(resultsDir, `${stamp}-latency.svg`);
+    writeFileSync(jsonPath, `${JSON.stringify(report)}\n`);
+    writeFileSync(svgPath, latencyPlot(phases.map((p) => ({ title: `${p.profile}, ${p.load}${p.offeredRate > 0 ? ` ${p.offeredRate}/s` : ''}${options.repeat > 1 ? `, run ${p.repetition}` : ''}: end-to-end latency`, points: p.timeline }))));
+    say('');
+    say(formatReport(report));
+    say('');
+    say(`results: ${jsonPath}`);
+    say(`plot:    ${svgPath}`);
+    const failed = phases.filter((p) => p.missing > 0 || p.duplicates > 0 || p.redis.keysLeft.predictionHashes > 0);
+    if (failed.length > 0) throw new Error(`missing or duplicated results, or predictions left in Redis, in ${failed.length} phase(s)`);
+  } finally {
+    loadGenerator?.disconnect();
+    redis.disconnect();
+    await deleteTopics(kafka, [...new Set([...allTopics(runtime.topics), ...createdTopics])], say);
+    rmSync(workDir, { recursive: true, force: true });
+    infraDown(started, env);
+  }
+}
+
+/** Starts one profile's services, warms them up, runs its phases, stops them. */
+async function runProfile(profile: Profile, options: BenchOptions, ctx: PhaseContext, env: NodeJS.ProcessEnv, workDir: string, profileDir: string | undefined): Promise<PhaseResult[]> {
+  const { name } = profile;
+  say(`${name}: starting ${profile.models.length} workers and ${options.aggregators} aggregator(s) ...`);
+  const pipeline = await Pipeline.start(profile, options.aggregators, env, ctx.kafka, workDir, profileDir);
+  running = pipeline;
+  const phases: PhaseResult[] = [];
+  try {
+    const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL) };
+    if (options.warmup > 0) {
+      say(`${name}: warm-up, ${options.warmup} requests at ${options.rate}/s`);
+      await runPhase(measured, name, 'fixed-rate', 0, options.warmup, options.rate);
+    }
+    for (let rep = 1; rep <= options.repeat; rep++) {
+      for (const [load, rate] of [['fixed-rate', options.rate], ['saturation', 0]] as const) {
+        say(`${name}: ${load}${rate > 0 ? ` ${rate}/s` : ''}, ${options.requests} requests${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`);
+        const result = await runPhase(measured, name, load, rep, options.requests, rate);
+        const e2e = result.latency.endToEnd;
+        say(`  fused ${result.fused}/${result.requests}, ${result.throughput.sustained.toFixed(0)}/s sustained, p50 ${e2e.p50} p99 ${e2e.p99} max ${e2e.max} ms`);
+        phases.push(result);
+      }
+    }
+  } finally {
+    running = undefined;
+    await pipeline.stop();
+  }
+  return phases;
+}
+
+/** Summaries of the CPU profiles the services of one profile wrote when they stopped. */
+function summariseProfiles(dir: string, profile: string): ProfileSummary[] {
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${profile}-`) && f.endsWith('.cpuprofile'))
+    .map((f) => summariseProfile(join(dir, f), f.replace(/\.cpuprofile$/, '')));
+}
+
+/** Polls an async condition; false if `timeoutMs` passed first. */
+async function poll(done: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return true;
+}
+
+/** The services of the profile being measured, for stopping them when the bench is interrupted. */
+let running: Pipeline | undefined;
+/** Stops what the bench started, when it is interrupted. */
+let stopInfra: () => void = () => undefined;
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    say(`bench: ${signal}, stopping what it started`);
+    void (running?.stop() ?? Promise.resolve()).finally(() => {
+      stopInfra();
+      process.exit(130);
+    });
+  });
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${describeError(error)}\n`);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);

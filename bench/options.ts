@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../services/shared/errors.js';
+import { positiveInt } from '../services/shared/runtime-config.js';
+
+export type ProfileName = 'synthetic' | 'letter';
+const PROFILES: readonly ProfileName[] = ['synthetic', 'letter'];
+
+export interface BenchOptions {
+  /** Measured requests per phase. */
+  requests: number;
+  /** Offered rate of the fixed-rate phase, requests per second. */
+  rate: number;
+  /** Requests sent before the measured phases of a profile, to warm up the JIT and the connections. */
+  warmup: number;
+  /** How many times each phase runs; the table shows medians. */
+  repeat: number;
+  profiles: ProfileName[];
+  /** Probabilities per synthetic answer. */
+  classes: number;
+  /** Measure the broker's raw rates first. */
+  ceiling: boolean;
+  /** Records per ceiling measurement. */
+  ceilingRecords: number;
+  /** Join deadline; long enough that a saturation backlog never expires requests. */
+  deadlineMs: number;
+  /** Join state TTL; the run waits for it at the end to check Redis memory returns to baseline. */
+  stateTtlMs: number;
+  /** Write a V8 CPU profile per service process (bench/results/<run>-profiles). */
+  cpuProfile: boolean;
+  /** Aggregator instances (they share the predictions partitions). */
+  aggregators: number;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --requests N         measured requests per phase (20000)
+  --rate N             offered rate of the fixed-rate phase, req/s (2000)
+  --warmup N           unmeasured requests before each profile's phases (2000)
+  --repeat N           runs of each phase; the table shows medians (1)
+  --profile LIST       synthetic,letter (both)
+  --classes N          probabilities per synthetic answer (26, like letter)
+  --no-ceiling         skip the raw broker measurements
+  --ceiling-records N  records per raw broker measurement (100000)
+  --deadline-ms N      join deadline (30000: a saturation backlog must not expire requests)
+  --state-ttl-ms N     join state TTL, waited for at the end (35000)
+  --cpu-profile        write a V8 CPU profile of every service process
+  --aggregators N      aggregator instances sharing the partitions (1)
+
+Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers;
+set KAFKA_PORT/KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
+
+export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      requests: { type: 'string' },
+      rate: { type: 'string' },
+      warmup: { type: 'string' },
+      repeat: { type: 'string' },
+      profile: { type: 'string' },
+      classes: { type: 'string' },
+      'no-ceiling': { type: 'boolean' },
+      'ceiling-records': { type: 'string' },
+      'deadline-ms': { type: 'string' },
+      'state-ttl-ms': { type: 'string' },
+      'cpu-profile': { type: 'boolean' },
+      aggregators: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const profiles = (values.profile ?? PROFILES.join(',')).split(',').map((p) => p.trim());
+  for (const p of profiles) if (!(PROFILES as readonly string[]).includes(p)) throw new ConfigError(`--profile: "${p}" is not one of ${PROFILES.join(', ')}`);
+  const int = (text: string | undefined, fallback: number, flag: string) => (text === undefined ? fallback : positiveInt(text, flag));
+  const options: BenchOptions = {
+    requests: int(values.requests, 20_000, '--requests'),
+    rate: int(values.rate, 2000, '--rate'),
+    warmup: values.warmup === '0' ? 0 : int(values.warmup, 2000, '--warmup'),
+    repeat: int(values.repeat, 1, '--repeat'),
+    profiles: profiles as ProfileName[],
+    classes: int(values.classes, 26, '--classes'),
+    ceiling: values['no-ceiling'] !== true,
+    ceilingRecords: int(values['ceiling-records'], 100_000, '--ceiling-records'),
+    deadlineMs: int(values['deadline-ms'], 30_000, '--deadline-ms'),
+    stateTtlMs: int(values['state-ttl-ms'], 35_000, '--state-ttl-ms'),
+    cpuProfile: values['cpu-profile'] === true,
+    aggregators: int(values.aggregators, 1, '--aggregators'),
+  };
+  if (options.classes < 2) throw new ConfigError('--classes: at least 2');
+  if (options.stateTtlMs <= options.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --deadline-ms');
+  return options;
+}

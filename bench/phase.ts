@@ -1,0 +1,135 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Redis } from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import { waitFor } from '../services/cli/stream-client.js';
+import type { Topics } from '../services/shared/topics.js';
+import { endOffsets, type FusedCollector, messagesBetween, readPredictions } from './collector.js';
+import { type PhaseLatency, phaseLatency, type Throughput, throughput } from './latency.js';
+import { sendLoad } from './load-driver.js';
+import { type MachineUsage, type ProcessUsage, ProcessSampler, type WatchedProcess } from './process-stats.js';
+import { type KeysLeft, keysLeft, type RedisDelta, redisDelta, redisSnapshot } from './redis-stats.js';
+
+export type LoadKind = 'fixed-rate' | 'saturation';
+
+/** What a phase runs against: the live pipeline, the load generator, the collector and Redis. */
+export interface PhaseContext {
+  kafka: Kafka;
+  redis: Redis;
+  topics: Topics;
+  redisNamespace: string;
+  loadGenerator: ChildProcess;
+  collector: FusedCollector;
+  processes: WatchedProcess[];
+  /** Used for group ids and request ids, unique per bench run. */
+  runId: string;
+}
+
+export interface PhaseResult {
+  profile: string;
+  load: LoadKind;
+  repetition: number;
+  /** Requests per second offered; 0 at saturation. */
+  offeredRate: number;
+  requests: number;
+  /** Rate at which the load generator managed to produce. */
+  producedRate: number;
+  fused: number;
+  missing: number;
+  duplicates: number;
+  statuses: { complete: number; partial: number; insufficient: number };
+  deadLetters: number;
+  throughput: Throughput;
+  latency: PhaseLatency;
+  redis: RedisDelta & { perFused: { scriptCalls: number; roundTrips: number; executedCommands: number; scriptMs: number }; keysLeft: KeysLeft; usedMemoryBytes: number };
+  processes: ProcessUsage[];
+  machine: MachineUsage;
+  /** End-to-end latency by creation time, for the plot. */
+  timeline: { t: number; ms: number }[];
+}
+
+/** A phase gives up when no new result arrived for this long (a stalled or crashed service). */
+const STALL_MS = 30_000;
+/** After the last result, duplicates (if the pipeline made any) get this long to show up. */
+const DUPLICATE_GRACE_MS = 1000;
+/** Lets the aggregator's post-commit clean-up of the last batch reach Redis before the reading. */
+const SETTLE_MS = 250;
+
+/**
+ * One measured phase: `count` requests at `rate` (0: as fast as the producer goes), waited for
+ * until every result is in, then everything is read back and computed.
+ */
+export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKind, repetition: number, count: number, rate: number): Promise<PhaseResult> {
+  const prefix = `${ctx.runId}-${profile}-${load}-${repetition}-`;
+  ctx.collector.expect(prefix);
+  const [predictionsFrom, deadLettersFrom, redisBefore] = await Promise.all([
+    endOffsets(ctx.kafka, ctx.topics.predictions),
+    endOffsets(ctx.kafka, ctx.topics.deadLetters),
+    redisSnapshot(ctx.redis),
+  ]);
+  const sampler = new ProcessSampler(ctx.processes);
+  sampler.start();
+  const sent = await sendLoad(ctx.loadGenerator, { kind: 'run', topic: ctx.topics.features, prefix, count, rate });
+  const complete = await waitForResults(ctx.collector, count);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const usage = sampler.stop();
+  const redisAfter = await redisSnapshot(ctx.redis);
+  await new Promise((r) => setTimeout(r, complete ? DUPLICATE_GRACE_MS : 0));
+  const [predictionsTo, deadLettersTo] = await Promise.all([endOffsets(ctx.kafka, ctx.topics.predictions), endOffsets(ctx.kafka, ctx.topics.deadLetters)]);
+  const predictions = await readPredictions(ctx.kafka, ctx.topics.predictions, predictionsFrom, predictionsTo, `${ctx.runId}.predictions.${profile}.${load}.${repetition}`);
+
+  const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  const statuses = { complete: 0, partial: 0, insufficient: 0 };
+  let fused = 0;
+  let duplicates = 0;
+  const timeline: { t: number; ms: number }[] = [];
+  const start = sent.firstSendMs;
+  for (const id of ids) {
+    const f = ctx.collector.seen.get(id);
+    if (f === undefined) continue;
+    fused++;
+    duplicates += f.copies - 1;
+    if (f.status === 'COMPLETE') statuses.complete++;
+    else if (f.status === 'PARTIAL') statuses.partial++;
+    else statuses.insufficient++;
+    timeline.push({ t: (f.requestCreatedAtMs - start) / 1000, ms: f.receivedAtMs - f.requestCreatedAtMs });
+  }
+  const delta = redisDelta(redisBefore, redisAfter);
+  const per = (n: number) => (fused === 0 ? Number.NaN : n / fused);
+  return {
+    profile,
+    load,
+    repetition,
+    offeredRate: rate,
+    requests: count,
+    producedRate: sent.count / Math.max(1e-3, (sent.lastSendMs - sent.firstSendMs) / 1000),
+    fused,
+    missing: count - fused,
+    duplicates,
+    statuses,
+    deadLetters: messagesBetween(deadLettersFrom, deadLettersTo),
+    throughput: throughput(ids, ctx.collector.seen),
+    latency: phaseLatency(ids, ctx.collector.seen, predictions),
+    redis: {
+      ...delta,
+      perFused: { scriptCalls: per(delta.scriptCalls), roundTrips: per(delta.roundTrips), executedCommands: per(delta.executedCommands), scriptMs: per(delta.scriptMs) },
+      keysLeft: await keysLeft(ctx.redis, ctx.redisNamespace),
+      usedMemoryBytes: redisAfter.usedMemory,
+    },
+    processes: usage.processes,
+    machine: usage.machine,
+    timeline,
+  };
+}
+
+/** Waits until `count` results are in; false if results stopped coming first. */
+async function waitForResults(collector: FusedCollector, count: number): Promise<boolean> {
+  let seen = collector.count;
+  let progressAt = Date.now();
+  return waitFor(() => {
+    if (collector.count !== seen) {
+      seen = collector.count;
+      progressAt = Date.now();
+    }
+    return collector.count >= count || Date.now() - progressAt > STALL_MS;
+  }, Number.POSITIVE_INFINITY).then(() => collector.count >= count);
+}

@@ -1,0 +1,121 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Kafka } from 'kafkajs';
+import { type AggregatorConfig, CONFIG_DEFAULTS } from '../services/aggregator/config.js';
+import { MODEL_HEALTH_DEFAULTS } from '../services/aggregator/model-health.js';
+import { spawnService, type ServiceProcess } from '../services/cli/processes.js';
+import { readManifest } from '../services/cli/training.js';
+import { repoRoot } from '../services/shared/repo-root.js';
+import { GROUPS } from '../services/shared/topics.js';
+import type { BenchOptions, ProfileName } from './options.js';
+
+/** The models of one profile and the aggregator config that fuses them. */
+export interface Profile {
+  name: ProfileName;
+  models: { modelId: string; workerArgs: string[] }[];
+  config: AggregatorConfig;
+}
+
+/** The letter models the real profile runs: one instance-based, one ensemble, one linear. */
+const LETTER_FAMILIES = ['knn', 'random-forest', 'logistic-regression'];
+
+export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line: string) => void): Promise<Profile> {
+  if (name === 'synthetic') {
+    const ids = ['synthetic-a', 'synthetic-b', 'synthetic-c'];
+    const classes = Array.from({ length: o.classes }, (_, i) => `c${i}`);
+    return {
+      name,
+      models: ids.map((modelId) => ({ modelId, workerArgs: ['worker', '--synthetic', String(o.classes), '--model-id', modelId] })),
+      config: fusionConfig(classes, ids, o),
+    };
+  }
+  let manifest = await readManifest('letter');
+  if (manifest === undefined) {
+    say('  training the letter models (once) ...');
+    const cli = join(repoRoot(), 'dist', 'services', 'cli', 'main.js');
+    const trained = spawnSync(process.execPath, [cli, 'train', '--dataset', 'letter'], { stdio: 'inherit' });
+    if (trained.status !== 0) throw new Error('training the letter models failed');
+    manifest = await readManifest('letter');
+    if (manifest === undefined) throw new Error('training left no letter manifest');
+  }
+  const chosen = manifest.models.filter((m) => LETTER_FAMILIES.includes(m.family));
+  if (chosen.length !== LETTER_FAMILIES.length) throw new Error(`the letter manifest lacks one of ${LETTER_FAMILIES.join(', ')}`);
+  return {
+    name,
+    models: chosen.map((m) => ({ modelId: m.modelId, workerArgs: ['worker', '--artifact', m.artifactPath] })),
+    config: fusionConfig(manifest.classes, chosen.map((m) => m.modelId), o),
+  };
+}
+
+/** Equal-weight soft voting, like the demo's default, with the bench's deadline and state TTL. */
+function fusionConfig(classes: string[], modelIds: string[], o: BenchOptions): AggregatorConfig {
+  return {
+    task: 'classification',
+    classes,
+    strategy: 'soft-voting',
+    models: modelIds.map((id) => ({ id, weight: 1 })),
+    deadlineMs: o.deadlineMs,
+    quorum: 1,
+    stateTtlMs: o.stateTtlMs,
+    maxMessageBytes: CONFIG_DEFAULTS.maxMessageBytes,
+    breaker: MODEL_HEALTH_DEFAULTS,
+  };
+}
+
+/** Three workers and one aggregator, each its own process, spawned from the built CLI like the demo. */
+export class Pipeline {
+  private constructor(readonly services: ServiceProcess[]) {}
+
+  /**
+   * `cpuProfileDir`: each service writes a V8 CPU profile there when it stops. Node refuses
+   * `--cpu-prof` in NODE_OPTIONS, so a preloaded module runs the same profiler (cpu-profile.ts).
+   */
+  static async start(profile: Profile, aggregators: number, env: NodeJS.ProcessEnv, kafka: Kafka, workDir: string, cpuProfileDir?: string): Promise<Pipeline> {
+    const configPath = join(workDir, `aggregator-${profile.name}.json`);
+    writeFileSync(configPath, `${JSON.stringify(profile.config, null, 2)}\n`);
+    const envFor = (name: string): NodeJS.ProcessEnv => {
+      if (cpuProfileDir === undefined) return env;
+      const preload = pathToFileURL(join(repoRoot(), 'dist', 'bench', 'cpu-profile.js')).href;
+      return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(), ES_BENCH_CPU_PROFILE: join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`) };
+    };
+    const services = profile.models.map((m) => spawnService(`bench-${profile.name}-worker-${m.modelId}`, m.workerArgs, envFor(`worker-${m.modelId}`)));
+    for (let i = 1; i <= aggregators; i++) {
+      const name = aggregators === 1 ? 'aggregator' : `aggregator-${i}`;
+      services.push(spawnService(`bench-${profile.name}-${name}`, ['aggregator', '--config', configPath], { ...envFor(name), ES_INSTANCE_ID: `bench-${name}` }));
+    }
+    const pipeline = new Pipeline(services);
+    try {
+      const aggregatorGroup = env.ES_AGGREGATOR_GROUP ?? GROUPS.aggregator;
+      await waitForGroups(kafka, new Map([...profile.models.map((m) => [GROUPS.worker(m.modelId), 1] as const), [aggregatorGroup, aggregators]]), services);
+    } catch (error) {
+      await pipeline.stop();
+      throw error;
+    }
+    return pipeline;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.services.map((s) => s.stop()));
+  }
+}
+
+/** Waits until every group is stable with its number of members. */
+async function waitForGroups(kafka: Kafka, members: ReadonlyMap<string, number>, services: ServiceProcess[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const dead = services.find((s) => s.child.exitCode !== null);
+      if (dead !== undefined) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); see ${dead.logFile}`);
+      const { groups: described } = await admin.describeGroups([...members.keys()]);
+      if (described.every((g) => g.state === 'Stable' && g.members.length >= (members.get(g.groupId) ?? 1))) return;
+      if (Date.now() > deadline) throw new Error(`consumer groups not ready after 60 s: ${described.map((g) => `${g.groupId}=${g.state}`).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,152 @@
+import { formatTable } from '../services/cli/table.js';
+import type { CeilingResult } from './ceiling.js';
+import type { MessageBytes } from './message-sizes.js';
+import type { PhaseResult } from './phase.js';
+import type { ProfileSummary } from './profile-summary.js';
+
+/** Everything one bench run measured; written as JSON, and the source of the printed tables. */
+export interface BenchReport {
+  startedAt: string;
+  options: Record<string, unknown>;
+  environment: { node: string; cpus: number; loadAverage1mStart: number; loadAverage1mEnd: number; kafkaBrokers: string[]; redisUrl: string; partitions: number };
+  messageBytes: MessageBytes;
+  ceiling: CeilingResult[];
+  /**
+   * Fused results/s if every core did nothing but move the pipeline's messages through kafkajs and
+   * the broker, at the CPU cost per message measured for the ceiling: per result 1 feature event,
+   * 3 predictions and 1 fused result produced; 3 feature events, 3 predictions, 1 result consumed.
+   */
+  kafkajsBound: number | null;
+  phases: PhaseResult[];
+  redisMemory: { baselineBytes: number; afterPhasesBytes: number; afterTtlBytes: number; keysLeftAfterTtl: number };
+  cpuProfiles: ProfileSummary[];
+}
+
+/** Messages moved per fused result with three models. */
+const PER_RESULT = { produced: { features: 1, predictions: 3, fused: 1 }, consumed: { features: 3, predictions: 3, fused: 1 } } as const;
+
+export function kafkajsBound(ceiling: readonly CeilingResult[], cores: number): number | null {
+  let us = 0;
+  for (const label of ['features', 'predictions', 'fused'] as const) {
+    const c = ceiling.find((x) => x.label === label);
+    if (c === undefined) return null;
+    const broker = (v: number) => (Number.isFinite(v) ? v : 0);
+    us += PER_RESULT.produced[label] * (c.cpuUs.produceClient + broker(c.cpuUs.produceBroker));
+    us += PER_RESULT.consumed[label] * (c.cpuUs.consumeClient + broker(c.cpuUs.consumeBroker));
+  }
+  return (cores * 1e6) / us;
+}
+
+function median(values: number[]): number {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+/** The phases grouped by profile and load, in run order. */
+function groups(phases: readonly PhaseResult[]): PhaseResult[][] {
+  const by = new Map<string, PhaseResult[]>();
+  for (const p of phases) {
+    const key = `${p.profile} ${p.load}`;
+    by.set(key, [...(by.get(key) ?? []), p]);
+  }
+  return [...by.values()];
+}
+
+export function formatReport(r: BenchReport): string {
+  const out: string[] = [];
+  const e = r.environment;
+  const reps = Math.max(1, ...groups(r.phases).map((g) => g.length));
+  out.push(`ensemble-stream bench  ${r.startedAt}  node ${e.node}, ${e.cpus} cores, load average ${e.loadAverage1mStart.toFixed(2)} -> ${e.loadAverage1mEnd.toFixed(2)}`);
+  out.push(`records: feature event ${r.messageBytes.featureEvent} B, prediction ${r.messageBytes.prediction} B, fused ${r.messageBytes.fused} B; ${e.partitions} partitions`);
+  if (reps > 1) out.push(`figures are medians of ${reps} runs of each phase`);
+
+  out.push('', 'Throughput and end-to-end latency (feature event created -> fused result consumed), ms');
+  out.push(
+    formatTable(
+      ['profile', 'load', 'offered/s', 'produced/s', 'fused/s', 'sustained/s', 'p50', 'p95', 'p99', 'max', 'missing', 'dup', 'partial', 'dead'],
+      groups(r.phases).map((g) => {
+        const m = (f: (p: PhaseResult) => number, d = 0) => fmt(median(g.map(f)), d);
+        const first = g[0] as PhaseResult;
+        return [
+          first.profile, first.load, first.offeredRate === 0 ? 'max' : String(first.offeredRate), m((p) => p.producedRate), m((p) => p.throughput.overall), m((p) => p.throughput.sustained),
+          m((p) => p.latency.endToEnd.p50), m((p) => p.latency.endToEnd.p95), m((p) => p.latency.endToEnd.p99), m((p) => p.latency.endToEnd.max),
+          String(g.reduce((a, p) => a + p.missing, 0)), String(g.reduce((a, p) => a + p.duplicates, 0)), String(g.reduce((a, p) => a + p.statuses.partial + p.statuses.insufficient, 0)), String(g.reduce((a, p) => a + p.deadLetters, 0)),
+        ];
+      }),
+    ),
+  );
+
+  out.push('', 'Stages along the critical path (the prediction that completed the join), ms p50 / p99');
+  out.push(
+    formatTable(
+      ['profile', 'load', 'pickup', 'worker', 'to aggregator', 'to client', 'traced'],
+      groups(r.phases).map((g) => {
+        const first = g[0] as PhaseResult;
+        const s = (k: keyof PhaseResult['latency']['stages']) => `${fmt(median(g.map((p) => p.latency.stages[k].p50)))} / ${fmt(median(g.map((p) => p.latency.stages[k].p99)))}`;
+        return [first.profile, first.load, s('pickup'), s('worker'), s('toAggregator'), s('toClient'), fmt(median(g.map((p) => p.latency.traced)))];
+      }),
+    ),
+  );
+
+  out.push('', 'Redis per fused result (script calls, round trips, commands run incl. those inside scripts, script time)');
+  out.push(
+    formatTable(
+      ['profile', 'load', 'script calls', 'round trips', 'commands', 'script us', 'prediction hashes left', 'deadline entries left', 'state hashes (until TTL)'],
+      groups(r.phases).map((g) => {
+        const first = g[0] as PhaseResult;
+        const last = g.at(-1) as PhaseResult;
+        const m = (f: (p: PhaseResult) => number, d = 2) => fmt(median(g.map(f)), d);
+        return [
+          first.profile, first.load, m((p) => p.redis.perFused.scriptCalls), m((p) => p.redis.perFused.roundTrips), m((p) => p.redis.perFused.executedCommands), m((p) => p.redis.perFused.scriptMs * 1000, 1),
+          String(last.redis.keysLeft.predictionHashes), String(last.redis.keysLeft.deadlineEntries), String(last.redis.keysLeft.states),
+        ];
+      }),
+    ),
+  );
+
+  out.push('', 'CPU seconds, cores used (CPU s per wall s) and peak RSS per process; the machine: cores busy (all processes), of which busy with work not under test');
+  const rows: string[][] = [];
+  for (const g of groups(r.phases)) {
+    const first = g[0] as PhaseResult;
+    for (const { name } of first.processes) {
+      const q = g.map((p) => p.processes.find((x) => x.name === name)).filter((x) => x !== undefined);
+      rows.push([first.profile, first.load, name, fmt(median(q.map((x) => x.cpuSeconds)), 1), fmt(median(q.map((x) => x.cores)), 2), fmt(median(q.map((x) => x.peakRssMb)))]);
+    }
+    rows.push([first.profile, first.load, 'machine: busy / others', '', fmt(median(g.map((p) => p.machine.busyCores)), 2), `others ${fmt(median(g.map((p) => p.machine.otherCores)), 2)}`]);
+  }
+  out.push(formatTable(['profile', 'load', 'process', 'CPU s', 'cores', 'peak RSS MB'], rows));
+
+  if (r.ceiling.length > 0) {
+    out.push('', 'Ceiling: the broker alone on this machine, messages/s (Kafka perf tools = JVM client; kafkajs = minimal loop)');
+    out.push(
+      formatTable(
+        ['records', 'value B', 'java produce', 'java consume', 'kafkajs produce', 'kafkajs consume', 'CPU us/msg produce (client+broker)', 'consume (client+broker)'],
+        r.ceiling.map((c) => [
+          c.label, String(c.valueBytes), fmt(c.javaProduce), fmt(c.javaConsume), fmt(c.kafkajsProduce), fmt(c.kafkajsConsume),
+          `${fmt(c.cpuUs.produceClient, 1)}+${fmt(c.cpuUs.produceBroker, 1)}`, `${fmt(c.cpuUs.consumeClient, 1)}+${fmt(c.cpuUs.consumeBroker, 1)}`,
+        ]),
+      ),
+    );
+    if (r.kafkajsBound !== null) {
+      const best = Math.max(0, ...r.phases.map((p) => p.throughput.sustained).filter(Number.isFinite));
+      out.push(`Kafka-bound pipeline (${e.cpus} cores doing only kafkajs + broker work for the pipeline's messages, nothing else): ${fmt(r.kafkajsBound)} fused/s; best sustained here ${fmt(best)} fused/s = ${fmt((best / r.kafkajsBound) * 100)}% of it`);
+    }
+  }
+
+  const mem = r.redisMemory;
+  out.push('', `Redis used_memory: baseline ${kb(mem.baselineBytes)}, after the phases ${kb(mem.afterPhasesBytes)}, after the state TTL ${kb(mem.afterTtlBytes)} (${signedKb(mem.afterTtlBytes - mem.baselineBytes)} vs baseline), keys left ${mem.keysLeftAfterTtl}`);
+
+  for (const p of r.cpuProfiles) {
+    out.push('', `CPU profile ${p.process}: ${fmt(p.busyMs)} ms busy`);
+    out.push(formatTable(['area', 'ms', 'share'], p.byArea.map((a) => [a.name, fmt(a.ms), `${fmt(a.share * 100, 1)}%`])));
+    out.push(formatTable(['function (self time)', 'ms', 'share'], p.topFunctions.map((a) => [a.name, fmt(a.ms), `${fmt(a.share * 100, 1)}%`])));
+  }
+  return out.join('\n');
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
+const signedKb = (bytes: number) => `${bytes >= 0 ? '+' : ''}${(bytes / 1024).toFixed(0)} KiB`;
