@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Kafka } from 'kafkajs';
 import { type AggregatorConfig, CONFIG_DEFAULTS } from '../services/aggregator/config.js';
 import { MODEL_HEALTH_DEFAULTS } from '../services/aggregator/model-health.js';
-import { spawnService, type ServiceProcess } from '../services/cli/processes.js';
+import { spawnService, type ServiceProcess, waitForGroups } from '../services/cli/processes.js';
 import { readManifest } from '../services/cli/training.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import { GROUPS } from '../services/shared/topics.js';
@@ -98,24 +98,5 @@ export class Pipeline {
 
   async stop(): Promise<void> {
     await Promise.all(this.services.map((s) => s.stop()));
-  }
-}
-
-/** Waits until every group is stable with its number of members. */
-async function waitForGroups(kafka: Kafka, members: ReadonlyMap<string, number>, services: ServiceProcess[]): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const dead = services.find((s) => s.child.exitCode !== null);
-      if (dead !== undefined) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); see ${dead.logFile}`);
-      const { groups: described } = await admin.describeGroups([...members.keys()]);
-      if (described.every((g) => g.state === 'Stable' && g.members.length >= (members.get(g.groupId) ?? 1))) return;
-      if (Date.now() > deadline) throw new Error(`consumer groups not ready after 60 s: ${described.map((g) => `${g.groupId}=${g.state}`).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  } finally {
-    await admin.disconnect();
   }
 }

@@ -11,7 +11,7 @@ import type { RuntimeConfig } from '../shared/runtime-config.js';
 import { GROUPS, topicsToEnv } from '../shared/topics.js';
 import { infraDown, infraUp } from './local-infra.js';
 import { scrapeGauge, sendLabels, snapshotsAfterNow } from './metrics-check.js';
-import { spawnService, type ServiceProcess } from './processes.js';
+import { spawnService, type ServiceProcess, waitForGroups } from './processes.js';
 import { type Collected, collect, quantile, replayFeatures, startGroupAtEnd, waitFor } from './stream-client.js';
 import { formatTable } from './table.js';
 import { selectEnsemble } from '../selection/select-ensemble.js';
@@ -103,7 +103,7 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     for (const m of manifest.models) services.push(spawnService(`worker-${m.modelId}`, ['worker', '--artifact', m.artifactPath], env));
     services.push(spawnService('aggregator', ['aggregator', '--config', configPath], env));
     services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
-    await waitForGroups(kafka, [...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup], services);
+    await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
 
     const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${runId}-`, `ensemble-stream.demo.${runId}`);
     const producer = kafka.producer({ idempotent: true });
@@ -136,24 +136,6 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
   } finally {
     await Promise.all(services.map((s) => s.stop()));
     if (!o.keepInfra) infraDown(started);
-  }
-}
-
-async function waitForGroups(kafka: ReturnType<typeof createKafka>, groups: string[], services: ServiceProcess[]): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const dead = services.find((s) => s.child.exitCode !== null);
-      if (dead !== undefined) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); see ${dead.logFile}`);
-      const { groups: described } = await admin.describeGroups(groups);
-      if (described.every((g) => g.state === 'Stable' && g.members.length > 0)) return;
-      if (Date.now() > deadline) throw new Error(`consumer groups not ready after 60 s: ${described.map((g) => `${g.groupId}=${g.state}`).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  } finally {
-    await admin.disconnect();
   }
 }
 

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
 import { repoRoot } from '../shared/repo-root.js';
 
 /** A service the demo or benchmark started as its own Node process, logging to a file. */
@@ -40,4 +41,23 @@ export function spawnService(name: string, args: string[], env: NodeJS.ProcessEn
       clearTimeout(timer);
     },
   };
+}
+
+/** Waits until every consumer group is stable with (at least) its number of members; fails if a service died. */
+export async function waitForGroups(kafka: Kafka, members: ReadonlyMap<string, number>, services: ServiceProcess[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const dead = services.find((s) => s.child.exitCode !== null);
+      if (dead !== undefined) throw new Error(`${dead.name} exited (code ${dead.child.exitCode}); see ${dead.logFile}`);
+      const { groups: described } = await admin.describeGroups([...members.keys()]);
+      if (described.every((g) => g.state === 'Stable' && g.members.length >= (members.get(g.groupId) ?? 1))) return;
+      if (Date.now() > deadline) throw new Error(`consumer groups not ready after 60 s: ${described.map((g) => `${g.groupId}=${g.state}`).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
