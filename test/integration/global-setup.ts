@@ -6,6 +6,7 @@
 import type { TestProject } from 'vitest/node';
 import { startInfraContainers, type StartedInfra } from '../support/containers.js';
 import { assertReachable, type TestInfra } from '../support/infra.js';
+import { provideLocalEngineIfMissing } from '../support/local-engine.js';
 
 /** KAFKA_BROKERS or REDIS_URL set without the other: the run would silently mix two setups. */
 export class InfraConfigError extends Error {
@@ -19,6 +20,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (external) {
     infra = external;
   } else {
+    provideLocalEngineIfMissing();
     started = await startInfraContainers();
     infra = {
       mode: 'containers',
