@@ -42,7 +42,9 @@ export class ModelHealth {
     for (const model of models) {
       const breaker = new CircuitBreaker(
         (answered: boolean) => (answered ? Promise.resolve() : Promise.reject(new Error(`${model} did not answer`))),
-        { ...options, timeout: false, name: model },
+        // No per-call latency lists: opossum sorts them on every failure, which costs the most exactly
+        // when a model is failing.
+        { ...options, timeout: false, name: model, rollingPercentilesEnabled: false },
       );
       // The outcome is already known; a rejection here is bookkeeping, not an error to surface.
       breaker.fallback(() => undefined);
