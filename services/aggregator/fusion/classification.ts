@@ -6,6 +6,18 @@ import { checkedProbabilities } from './validate.js';
 
 type ClassificationFusion = (batch: Batch, classes: readonly string[]) => FusionResult;
 
+/** sum_i w_i * p_i over the batch's checked distributions, with the batch's current weights. */
+function weightedScores(batch: Batch, k: number): number[] {
+  const scores = zeros(k);
+  for (let i = 0; i < batch.size; i++) {
+    const p = checkedProbabilities(batch.output(i), k);
+    const w = batch.weights[i] as number;
+    // Every term is >= 0, so plain summation cannot cancel: the relative error stays within ~n ulps.
+    for (let c = 0; c < k; c++) scores[c]! += w * (p[c] as number);
+  }
+  return scores;
+}
+
 /**
  * scikit-learn's soft voting, np.average(probas, axis=0, weights=w): the renormalised weighted mean
  * of the distributions, label = argmax with ties to the lowest class index.
@@ -13,13 +25,7 @@ type ClassificationFusion = (batch: Batch, classes: readonly string[]) => Fusion
 function average(batch: Batch, classes: readonly string[]): FusionResult {
   const k = classes.length;
   batch.normaliseWeights();
-  const probabilities = zeros(k);
-  for (let i = 0; i < batch.size; i++) {
-    const p = checkedProbabilities(batch.output(i), k);
-    const w = batch.weights[i] as number;
-    // Every term is >= 0, so plain summation cannot cancel: the relative error stays within ~n ulps.
-    for (let c = 0; c < k; c++) probabilities[c]! += w * (p[c] as number);
-  }
+  const probabilities = weightedScores(batch, k);
   const labelIndex = argmax(probabilities, k);
   return { labelIndex, label: classes[labelIndex] as string, probabilities, weightsUsed: batch.weightsUsed() };
 }
@@ -28,12 +34,7 @@ function average(batch: Batch, classes: readonly string[]): FusionResult {
 function weightedSum(batch: Batch, classes: readonly string[]): FusionResult {
   const k = classes.length;
   batch.totalWeight();
-  const scores = zeros(k);
-  for (let i = 0; i < batch.size; i++) {
-    const p = checkedProbabilities(batch.output(i), k);
-    const w = batch.weights[i] as number;
-    for (let c = 0; c < k; c++) scores[c]! += w * (p[c] as number);
-  }
+  const scores = weightedScores(batch, k);
   const labelIndex = argmax(scores, k);
   return {
     labelIndex,
