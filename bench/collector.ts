@@ -36,13 +36,7 @@ export class FusedCollector {
   private constructor(private readonly consumer: Consumer) {}
 
   static async start(kafka: Kafka, topic: string, groupId: string): Promise<FusedCollector> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await startGroupAtEnd(admin, groupId, topic);
-    } finally {
-      await admin.disconnect();
-    }
+    await startGroupAtEnd(kafka, groupId, [topic]);
     const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
     const collector = new FusedCollector(consumer);
     await consumer.connect();

@@ -84,10 +84,7 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
     // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
     const evaluatorGroup = `${GROUPS.evaluator}.demo-${runId}`;
-    const admin = kafka.admin();
-    await admin.connect();
-    for (const topic of [runtime.topics.predictions, runtime.topics.fused, runtime.topics.labels]) await startGroupAtEnd(admin, evaluatorGroup, topic);
-    await admin.disconnect();
+    await startGroupAtEnd(kafka, evaluatorGroup, [runtime.topics.predictions, runtime.topics.fused, runtime.topics.labels]);
     const metricsPort = o.metricsPort ?? 9464;
     const env = {
       ...process.env,

@@ -24,13 +24,7 @@ export async function sendLabels(kafka: Kafka, topic: string, labels: ReadonlyMa
 
 /** Positions a group at the end of the metrics topic and returns a reader of the snapshots after it. */
 export async function snapshotsAfterNow(kafka: Kafka, topic: string, groupId: string) {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await startGroupAtEnd(admin, groupId, topic);
-  } finally {
-    await admin.disconnect();
-  }
+  await startGroupAtEnd(kafka, groupId, [topic]);
   const snapshots: EnsembleMetrics[] = [];
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 50 });
   await consumer.connect();

@@ -1,4 +1,4 @@
-import type { Admin, Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { header } from '../shared/kafka.js';
 import { HEADERS } from '../shared/topics.js';
@@ -54,22 +54,32 @@ export interface Collected {
   predictions: Map<string, Map<string, Prediction>>;
 }
 
-/** Positions a fresh consumer group at the current end of `topic`, so it sees only what comes next. */
-export async function startGroupAtEnd(admin: Admin, groupId: string, topic: string): Promise<void> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.setOffsets({ groupId, topic, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.high })) });
+/** Positions a fresh consumer group at the current end of `topics`, so it sees only what comes next. */
+export async function startGroupAtEnd(kafka: Kafka, groupId: string, topics: readonly string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const topic of topics) {
+      // Right after the broker starts, the offsets topic may still be electing leaders: retry those.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const offsets = await admin.fetchTopicOffsets(topic);
+          await admin.setOffsets({ groupId, topic, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.high })) });
+          break;
+        } catch (error) {
+          if (attempt >= 20 || (error as { retriable?: boolean }).retriable !== true) throw error;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Collects fused results (and predictions) whose request id starts with `runPrefix`. */
 export async function collect(kafka: Kafka, topics: { fused: string; predictions?: string }, runPrefix: string, groupId: string): Promise<{ collected: Collected; consumer: Consumer }> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await startGroupAtEnd(admin, groupId, topics.fused);
-    if (topics.predictions !== undefined) await startGroupAtEnd(admin, groupId, topics.predictions);
-  } finally {
-    await admin.disconnect();
-  }
+  await startGroupAtEnd(kafka, groupId, topics.predictions === undefined ? [topics.fused] : [topics.fused, topics.predictions]);
   const collected: Collected = { fused: new Map(), predictions: new Map() };
   const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
   await consumer.connect();
