@@ -5,10 +5,17 @@ import type { ServiceProcess } from '../services/cli/processes.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import type { WatchedProcess } from './process-stats.js';
 
-/** The processes whose CPU and memory are reported: the pipeline, the client side, Kafka and Redis. */
-export function watchedProcesses(services: readonly ServiceProcess[], loadGenerator: ChildProcess, env: NodeJS.ProcessEnv, redisUrl: string): WatchedProcess[] {
-  const list: WatchedProcess[] = services.map((s) => ({ name: s.name.replace(/^bench-[a-z]+-/, ''), pid: s.child.pid ?? 0 }));
-  list.push({ name: 'load-generator', pid: loadGenerator.pid ?? 0 }, { name: 'collector (bench)', pid: process.pid });
+/**
+ * The processes whose CPU and memory are reported: the pipeline, the client side, Kafka and Redis.
+ * `requestsFile`: where a process counts its Kafka requests, if it does.
+ */
+export function watchedProcesses(services: readonly ServiceProcess[], loadGenerator: ChildProcess, env: NodeJS.ProcessEnv, redisUrl: string, requestsFile: (name: string) => string | undefined): WatchedProcess[] {
+  const named = (name: string, pid: number): WatchedProcess => {
+    const file = requestsFile(name);
+    return file === undefined ? { name, pid } : { name, pid, requestsFile: file };
+  };
+  const list: WatchedProcess[] = services.map((s) => named(s.name.replace(/^bench-[a-z]+-/, ''), s.child.pid ?? 0));
+  list.push(named('load-generator', loadGenerator.pid ?? 0), { name: 'collector (bench)', pid: process.pid });
   const kafkaPid = brokerPid(env);
   if (kafkaPid !== undefined) list.push({ name: 'kafka', pid: kafkaPid });
   const redisPid = localRedisPid(redisUrl);

@@ -18,7 +18,7 @@ import { brokerPid, watchedProcesses } from './local-processes.js';
 import { messageSizes } from './message-sizes.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { type PhaseContext, type PhaseResult, runPhase } from './phase.js';
-import { loadProfile, Pipeline, type Profile } from './pipeline.js';
+import { kafkaRequestsEnv, loadProfile, requestsFile, Pipeline, type Profile } from './pipeline.js';
 import { type ProfileSummary, summariseProfile } from './profile-summary.js';
 import { keysLeft, redisSnapshot } from './redis-stats.js';
 import { type BenchReport, formatReport, kafkajsBound } from './report.js';
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
       });
     }
 
-    loadGenerator = await startLoadGenerator(env);
+    loadGenerator = await startLoadGenerator(kafkaRequestsEnv(env, requestsFile(workDir, 'load-generator')));
     const phases: PhaseResult[] = [];
     const cpuProfiles: ProfileSummary[] = [];
     const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
@@ -152,7 +152,7 @@ async function runProfile(profile: Profile, options: BenchOptions, ctx: PhaseCon
   running = pipeline;
   const phases: PhaseResult[] = [];
   try {
-    const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL) };
+    const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)) };
     if (options.warmup > 0) {
       say(`${name}: warm-up, ${options.warmup} requests at ${options.rate}/s`);
       await runPhase(measured, name, 'fixed-rate', 0, options.warmup, options.rate);

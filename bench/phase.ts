@@ -7,6 +7,7 @@ import { endOffsets, type FusedCollector, messagesBetween, readPredictions } fro
 import { type PhaseLatency, phaseLatency, type Throughput, throughput } from './latency.js';
 import { sendLoad } from './load-driver.js';
 import { type MachineUsage, type ProcessUsage, ProcessSampler, type WatchedProcess } from './process-stats.js';
+import { readFileSync } from 'node:fs';
 import { type KeysLeft, keysLeft, type RedisDelta, redisDelta, redisSnapshot } from './redis-stats.js';
 
 export type LoadKind = 'fixed-rate' | 'saturation';
@@ -42,6 +43,11 @@ export interface PhaseResult {
   latency: PhaseLatency;
   redis: RedisDelta & { perFused: { scriptCalls: number; roundTrips: number; executedCommands: number; scriptMs: number }; keysLeft: KeysLeft; usedMemoryBytes: number };
   processes: ProcessUsage[];
+  /**
+   * Kafka requests each counting process sent per fused result, in total and by API, and the mean
+   * time an API's request waited for its answer (queueing in the client included), ms.
+   */
+  kafkaRequests: { process: string; perFused: number; byApi: Record<string, number>; meanWaitMs: Record<string, number> }[];
   machine: MachineUsage;
   /** End-to-end latency by creation time, for the plot. */
   timeline: { t: number; ms: number }[];
@@ -66,12 +72,14 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
     endOffsets(ctx.kafka, ctx.topics.deadLetters),
     redisSnapshot(ctx.redis),
   ]);
+  const requestsBefore = readRequestCounts(ctx.processes);
   const sampler = new ProcessSampler(ctx.processes);
   sampler.start();
   const sent = await sendLoad(ctx.loadGenerator, { kind: 'run', topic: ctx.topics.features, prefix, count, rate });
   const complete = await waitForResults(ctx.collector, count);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const usage = sampler.stop();
+  const requestsAfter = readRequestCounts(ctx.processes);
   const redisAfter = await redisSnapshot(ctx.redis);
   await new Promise((r) => setTimeout(r, complete ? DUPLICATE_GRACE_MS : 0));
   const [predictionsTo, deadLettersTo] = await Promise.all([endOffsets(ctx.kafka, ctx.topics.predictions), endOffsets(ctx.kafka, ctx.topics.deadLetters)]);
@@ -116,9 +124,38 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
       usedMemoryBytes: redisAfter.usedMemory,
     },
     processes: usage.processes,
+    kafkaRequests: [...requestsAfter].map(([process, after]) => {
+      const before = requestsBefore.get(process) ?? { counts: {}, waitedMs: {} };
+      const sent = (api: string) => (after.counts[api] ?? 0) - (before.counts[api] ?? 0);
+      const apis = Object.keys(after.counts).filter((api) => sent(api) > 0);
+      const byApi = Object.fromEntries(apis.map((api) => [api, per(sent(api))]));
+      const meanWaitMs = Object.fromEntries(apis.map((api) => [api, ((after.waitedMs[api] ?? 0) - (before.waitedMs[api] ?? 0)) / sent(api)]));
+      return { process, perFused: Object.values(byApi).reduce((a, b) => a + b, 0), byApi, meanWaitMs };
+    }),
     machine: usage.machine,
     timeline,
   };
+}
+
+/** What kafka-requests.ts keeps: requests sent and their summed waits, by API, since start. */
+interface RequestCounts {
+  counts: Record<string, number>;
+  waitedMs: Record<string, number>;
+}
+
+/** Each counting process's Kafka requests so far. */
+function readRequestCounts(processes: readonly WatchedProcess[]): Map<string, RequestCounts> {
+  const all = new Map<string, RequestCounts>();
+  for (const p of processes) {
+    if (p.requestsFile === undefined) continue;
+    try {
+      all.set(p.name, JSON.parse(readFileSync(p.requestsFile, 'utf8')) as RequestCounts);
+    } catch {
+      // Not written yet: the process has sent nothing that counts.
+      all.set(p.name, { counts: {}, waitedMs: {} });
+    }
+  }
+  return all;
 }
 
 /** Waits until `count` results are in; false if results stopped coming first. */

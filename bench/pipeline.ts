@@ -64,21 +64,38 @@ function fusionConfig(classes: string[], modelIds: string[], o: BenchOptions): A
   };
 }
 
+/** `env` with one of the bench's preload modules (dist/bench/<file>) added to NODE_OPTIONS. */
+function withPreload(env: NodeJS.ProcessEnv, file: string): NodeJS.ProcessEnv {
+  const preload = pathToFileURL(join(repoRoot(), 'dist', 'bench', file)).href;
+  return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${preload}`.trim() };
+}
+
+/** Where the bench process called `name` counts its Kafka requests (one profile runs at a time). */
+export function requestsFile(workDir: string, name: string): string {
+  return join(workDir, `${name}.kafka-requests.json`);
+}
+
+/** `env` for a process whose Kafka requests are counted into `file` (kafka-requests.ts). */
+export function kafkaRequestsEnv(env: NodeJS.ProcessEnv, file: string): NodeJS.ProcessEnv {
+  return { ...withPreload(env, 'kafka-requests.js'), ES_BENCH_KAFKA_REQUESTS: file };
+}
+
 /** Three workers and one aggregator, each its own process, spawned from the built CLI like the demo. */
 export class Pipeline {
   private constructor(readonly services: ServiceProcess[]) {}
 
   /**
-   * `cpuProfileDir`: each service writes a V8 CPU profile there when it stops. Node refuses
-   * `--cpu-prof` in NODE_OPTIONS, so a preloaded module runs the same profiler (cpu-profile.ts).
+   * Every service counts its Kafka requests into `workDir` (kafka-requests.ts). `cpuProfileDir`:
+   * each service writes a V8 CPU profile there when it stops. Node refuses `--cpu-prof` in
+   * NODE_OPTIONS, so a preloaded module runs the same profiler (cpu-profile.ts).
    */
   static async start(profile: Profile, aggregators: number, env: NodeJS.ProcessEnv, kafka: Kafka, workDir: string, cpuProfileDir?: string): Promise<Pipeline> {
     const configPath = join(workDir, `aggregator-${profile.name}.json`);
     writeFileSync(configPath, `${JSON.stringify(profile.config, null, 2)}\n`);
     const envFor = (name: string): NodeJS.ProcessEnv => {
-      if (cpuProfileDir === undefined) return env;
-      const preload = pathToFileURL(join(repoRoot(), 'dist', 'bench', 'cpu-profile.js')).href;
-      return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(), ES_BENCH_CPU_PROFILE: join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`) };
+      const counted = kafkaRequestsEnv(env, requestsFile(workDir, name));
+      if (cpuProfileDir === undefined) return counted;
+      return { ...withPreload(counted, 'cpu-profile.js'), ES_BENCH_CPU_PROFILE: join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`) };
     };
     const services = profile.models.map((m) => spawnService(`bench-${profile.name}-worker-${m.modelId}`, m.workerArgs, envFor(`worker-${m.modelId}`)));
     for (let i = 1; i <= aggregators; i++) {

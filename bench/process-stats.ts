@@ -11,6 +11,8 @@ import { loadavg } from 'node:os';
 export interface WatchedProcess {
   name: string;
   pid: number;
+  /** Where the process counts its Kafka requests by API (kafka-requests.ts), if it does. */
+  requestsFile?: string;
 }
 
 export interface ProcessUsage {

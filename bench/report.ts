@@ -108,6 +108,21 @@ export function formatReport(r: BenchReport): string {
     ),
   );
 
+  out.push('', 'Kafka requests per fused result, by the process sending them (the broker handles each one); the most frequent APIs, with their mean wait for an answer');
+  const requestRows: string[][] = [];
+  for (const g of groups(r.phases)) {
+    const first = g[0] as PhaseResult;
+    for (const { process } of first.kafkaRequests) {
+      const q = g.map((p) => p.kafkaRequests.find((x) => x.process === process)).filter((x) => x !== undefined);
+      const apis = Object.keys(q[0]?.byApi ?? {}).map((api) => [api, median(q.map((x) => x.byApi[api] ?? 0))] as const);
+      const wait = (api: string) => fmt(median(q.map((x) => x.meanWaitMs[api] ?? Number.NaN)), 1);
+      const top = apis.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([api, n]) => `${api} ${fmt(n, 3)} (${wait(api)} ms)`);
+      requestRows.push([first.profile, first.load, process, fmt(median(q.map((x) => x.perFused)), 3), top.join(', ')]);
+    }
+    requestRows.push([first.profile, first.load, 'all', fmt(median(g.map((p) => p.kafkaRequests.reduce((a, x) => a + x.perFused, 0))), 3), '']);
+  }
+  out.push(formatTable(['profile', 'load', 'process', 'requests', 'top APIs'], requestRows));
+
   out.push('', 'CPU seconds, cores used (CPU s per wall s) and peak RSS per process; the machine: cores busy (all processes), of which busy with work not under test');
   const rows: string[][] = [];
   for (const g of groups(r.phases)) {
