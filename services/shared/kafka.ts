@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
@@ -13,6 +14,7 @@ export interface KafkaClientOptions {
 }
 
 export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): Kafka {
+  cacheCoordinatorLookups();
   const toLogger: logCreator = () => ({ level, log }) => {
     const { message, ...rest } = log;
     // kafkajs logs retried protocol errors (a coordinator still loading, say) as errors; what it
@@ -26,6 +28,55 @@ export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): 
     logCreator: toLogger,
     retry: { initialRetryTime: 100, retries: 8 },
   });
+}
+
+/** How long a client trusts a coordinator it looked up. */
+export const COORDINATOR_TTL_MS = 1000;
+
+interface CoordinatorLookup {
+  groupId: string;
+  coordinatorType?: number;
+}
+interface ClusterInternals {
+  findGroupCoordinator(lookup: CoordinatorLookup): Promise<{ isConnected(): boolean }>;
+}
+const cachedLookups = new WeakMap<object, Map<string, { at: number; coordinator: ReturnType<ClusterInternals['findGroupCoordinator']> }>>();
+let lookupsCached = false;
+
+/**
+ * kafkajs sends a FindCoordinator request before every transactional call and every group call
+ * it makes on a transaction's behalf: four per transaction, nearly half of the aggregator's Kafka
+ * requests (measured by the bench), each a round trip and broker work. Each client (kafkajs
+ * cluster) now keeps the answer for COORDINATOR_TTL_MS while its connection is up. A coordinator
+ * that moved meanwhile answers NOT_COORDINATOR; the aggregator then aborts and recreates its
+ * producer, and consumers look it up again once the entry expires. kafkajs has no option for
+ * this, so its cluster class is wrapped, once per process.
+ */
+function cacheCoordinatorLookups(): void {
+  if (lookupsCached) return;
+  lookupsCached = true;
+  const Cluster = createRequire(import.meta.url)('kafkajs/src/cluster/index.js') as { prototype: ClusterInternals };
+  const lookUp = Cluster.prototype.findGroupCoordinator;
+  Cluster.prototype.findGroupCoordinator = function cachedFindGroupCoordinator(this: ClusterInternals, lookup) {
+    let cache = cachedLookups.get(this);
+    if (cache === undefined) cachedLookups.set(this, (cache = new Map()));
+    const key = `${lookup.coordinatorType ?? 0}:${lookup.groupId}`;
+    const now = Date.now();
+    const hit = cache.get(key);
+    if (hit !== undefined && now - hit.at < COORDINATOR_TTL_MS) {
+      return hit.coordinator.then((broker) => {
+        if (broker.isConnected()) return broker;
+        if (cache.get(key) === hit) cache.delete(key);
+        return this.findGroupCoordinator(lookup);
+      });
+    }
+    const coordinator = lookUp.call(this, lookup);
+    cache.set(key, { at: now, coordinator });
+    coordinator.catch(() => {
+      if (cache.get(key)?.coordinator === coordinator) cache.delete(key);
+    });
+    return coordinator;
+  } as ClusterInternals['findGroupCoordinator'];
 }
 
 /**
