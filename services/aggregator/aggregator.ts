@@ -5,6 +5,7 @@ import { deadLetterMessage } from '../shared/dead-letters.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
 import { header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
+import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
@@ -34,6 +35,8 @@ export interface AggregatorOptions {
   partitionsConsumedConcurrently?: number;
   /** How often expired requests are looked for, ms. @defaultValue 100 */
   sweepIntervalMs?: number;
+  /** @defaultValue FETCH_DEFAULTS */
+  fetch?: FetchSettings;
 }
 
 /** Running totals since start, for reports and tests. */
@@ -76,7 +79,8 @@ export class Aggregator {
     this.consumer = o.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
-      maxWaitTimeInMs: 20,
+      maxWaitTimeInMs: (o.fetch ?? FETCH_DEFAULTS).maxWaitMs,
+      minBytes: (o.fetch ?? FETCH_DEFAULTS).minBytes,
       // A batch's transaction carries about as many bytes as the batch (a fused result per request,
       // a dead letter per bad message); the broker refuses a record batch over 1 MiB, so a backlog
       // fetch of the default 1 MiB per partition could never commit.

@@ -30,6 +30,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     instanceId: runtime.instanceId,
     logger,
     fuser: fusion.fuser,
+    fetch: runtime.fetch,
     sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });

@@ -18,7 +18,22 @@ export interface RuntimeConfig {
   /** Distinguishes instances in logs, metrics and transactional ids. */
   instanceId: string;
   logLevel: LogLevel;
+  /** How the pipeline's consumers (workers, aggregator) fetch. */
+  fetch: FetchSettings;
 }
+
+/**
+ * The broker answers a fetch once `minBytes` are ready or `maxWaitMs` passed. Every fetch costs the
+ * broker and kafkajs a fixed amount of CPU however few records it returns, so waiting for more per
+ * fetch is what keeps a loaded machine from spending itself on round trips; it adds at most
+ * `maxWaitMs` per hop when traffic is light.
+ */
+export interface FetchSettings {
+  maxWaitMs: number;
+  minBytes: number;
+}
+
+export const FETCH_DEFAULTS: FetchSettings = { maxWaitMs: 20, minBytes: 1 };
 
 export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:9092';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -51,6 +66,10 @@ export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env): Runtime
     redisNamespace,
     instanceId: env.ES_INSTANCE_ID ?? `${hostname()}-${process.pid}`,
     logLevel,
+    fetch: {
+      maxWaitMs: positiveInt(env.ES_FETCH_MAX_WAIT_MS ?? String(FETCH_DEFAULTS.maxWaitMs), 'ES_FETCH_MAX_WAIT_MS'),
+      minBytes: positiveInt(env.ES_FETCH_MIN_BYTES ?? String(FETCH_DEFAULTS.minBytes), 'ES_FETCH_MIN_BYTES'),
+    },
   };
 }
 

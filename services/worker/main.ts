@@ -31,6 +31,6 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
   const runtime = readRuntimeConfig(env);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
-  const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger, ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }) });
+  const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger, fetch: runtime.fetch, ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }) });
   await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop());
 }

@@ -4,9 +4,11 @@ import { codecs } from '../shared/codec.js';
 import { checkSize, deadLetterMessage, requestKey } from '../shared/dead-letters.js';
 import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
 import type { FeatureEvent, Prediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { ModelAnswer, ModelRunner } from './model-runner.js';
+import { PeriodicOffsetCommits } from './offset-commits.js';
 
 export interface WorkerOptions {
   kafka: Kafka;
@@ -20,6 +22,10 @@ export interface WorkerOptions {
   /** Model calls in flight at once within a batch (remote models). @defaultValue 64 */
   concurrency?: number;
   breaker?: BreakerOptions;
+  /** @defaultValue FETCH_DEFAULTS */
+  fetch?: FetchSettings;
+  /** Consumed offsets are committed at most this often, ms. @defaultValue 1000 */
+  commitIntervalMs?: number;
 }
 
 /** The worker's breaker around its model call (opossum options of the same names). */
@@ -60,8 +66,8 @@ interface RoundBatch {
  * A model worker: consumes feature events in its model's own consumer group, calls the model behind
  * a circuit breaker, and publishes one prediction per request keyed by request id. A failed or
  * refused call is published at once as ERROR or ABSTAIN, so the aggregator need not wait for the
- * deadline. Offsets are committed only after the batch's predictions are acknowledged (at least once;
- * the aggregator drops duplicates).
+ * deadline. Offsets are committed only after the batch's predictions are acknowledged, once a
+ * second (at least once; the aggregator drops duplicates).
  */
 export class ModelWorker {
   readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0 };
@@ -70,18 +76,27 @@ export class ModelWorker {
   private readonly producer: Producer;
   private readonly service: string;
   private readonly round = new FetchRound<RoundBatch>((batches) => this.flush(batches));
+  private readonly commits: PeriodicOffsetCommits;
+  private running = false;
 
   constructor(private readonly o: WorkerOptions) {
     const { runner } = o;
     this.service = `worker:${runner.modelId}`;
     this.consumer = o.kafka.consumer({
       groupId: o.groupId ?? GROUPS.worker(runner.modelId),
-      maxWaitTimeInMs: 20,
+      maxWaitTimeInMs: (o.fetch ?? FETCH_DEFAULTS).maxWaitMs,
+      minBytes: (o.fetch ?? FETCH_DEFAULTS).minBytes,
       // A round's predictions go out only once all of it is predicted: a backlog fetch of the default
       // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
       maxBytesPerPartition: MAX_FETCH_BYTES,
     });
     this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.commits = new PeriodicOffsetCommits(
+      (offsets) => this.consumer.commitOffsets(offsets),
+      o.commitIntervalMs ?? 1000,
+      (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
+    );
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.commits.retain(new Map(Object.entries(payload.memberAssignment))));
     this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), {
       timeout: o.breaker?.timeout ?? 1000,
       errorThresholdPercentage: o.breaker?.errorThresholdPercentage ?? 50,
@@ -105,10 +120,18 @@ export class ModelWorker {
     await this.consumer.subscribe({ topic: this.o.topics.features, fromBeginning: true });
     // A fetch's batches (one per partition) are handled at once and flushed together.
     await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: PARTITIONS_AT_ONCE, eachBatch: (payload) => this.onBatch(payload) });
+    this.commits.start();
+    this.running = true;
     this.o.logger.info('worker started', { model: this.o.runner.modelId, version: this.o.runner.modelVersion });
   }
 
   async stop(): Promise<void> {
+    // Finish what was fetched and commit it while still in the group, so a restart repeats nothing.
+    if (this.running) {
+      this.consumer.pause([{ topic: this.o.topics.features }]);
+      await this.round.drained();
+      await this.commits.stop();
+    }
     await this.consumer.disconnect();
     await this.producer.disconnect();
     this.breaker.shutdown();
@@ -145,14 +168,14 @@ export class ModelWorker {
     }
   }
 
-  /** Sends a round's predictions and dead letters (one request unless large), then commits its offsets in one. */
+  /** Sends a round's predictions and dead letters (one request unless large), then hands its offsets to the committer. */
   private async flush(batches: readonly RoundBatch[]): Promise<void> {
     const outgoing = [
       ...batches.flatMap((b) => b.predictions.map((message) => ({ topic: this.o.topics.predictions, message }))),
       ...batches.flatMap((b) => b.deadLetters.map((message) => ({ topic: this.o.topics.deadLetters, message }))),
     ];
     for (const topicMessages of requestSlices(outgoing)) await this.producer.sendBatch({ acks: -1, topicMessages });
-    await this.consumer.commitOffsets(batches.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
+    await this.commits.done(batches.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
   }
 
   private accept(m: KafkaMessage): FeatureEvent {
@@ -265,6 +288,12 @@ class FetchRound<T> {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly flush: (members: T[]) => Promise<void>) {}
+
+  /** Resolves once no batch is in flight and every round is flushed (the consumer is paused). */
+  async drained(): Promise<void> {
+    while (this.inFlight > 0 || this.members.length > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.flushing;
+  }
 
   /** A batch started; it must then `join` or `leave`. */
   enter(): void {
