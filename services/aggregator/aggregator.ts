@@ -6,7 +6,7 @@ import { describeError, InvalidMessageError } from '../shared/errors.js';
 import { header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
-import type { FusedPrediction } from '../shared/records.js';
+import type { FusedPrediction, Prediction } from '../shared/records.js';
 import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
@@ -128,6 +128,9 @@ export class Aggregator {
     const { topic, partition } = batch;
     const entries: JoinEntry[] = [];
     const lateBeforeJoin: string[] = [];
+    // What this batch decoded already: most predictions of a request that closes here arrived in
+    // this batch, and need not be decoded a second time from the bytes the join returns.
+    const decoded = new Map<string, { bytes: Buffer; prediction: Prediction }>();
     const out: Message[] = [];
     const deadLetters: Message[] = [];
 
@@ -145,6 +148,7 @@ export class Aggregator {
           continue;
         }
         entries.push({ kind: 'prediction', requestId: p.requestId, modelId: p.modelId, offset: m.offset, deadlineAtMs, payload: m.value as Buffer });
+        decoded.set(`${p.requestId}\n${p.modelId}`, { bytes: m.value as Buffer, prediction: p });
       } catch (error) {
         if (!(error instanceof InvalidMessageError)) throw error;
         deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, now));
@@ -161,7 +165,11 @@ export class Aggregator {
     outcomes.forEach((outcome, i) => {
       const entry = entries[i] as JoinEntry;
       if (outcome.kind === 'fuse') {
-        const predictions = [...outcome.predictions.values()].map((bytes) => codecs.prediction.decode(bytes));
+        const predictions = [...outcome.predictions].map(([modelId, bytes]) => {
+          const here = decoded.get(`${entry.requestId}\n${modelId}`);
+          // The join keeps a model's first prediction; a differing duplicate in this batch is not it.
+          return here !== undefined && here.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
+        });
         const result = this.fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, down, nowMs: Date.now() });
         out.push({ key: entry.requestId, value: codecs.fusedPrediction.encode(result), headers: codecs.fusedPrediction.headers });
         fused.push(result);
