@@ -33,7 +33,12 @@ export interface FetchSettings {
   minBytes: number;
 }
 
-export const FETCH_DEFAULTS: FetchSettings = { maxWaitMs: 20, minBytes: 1 };
+/**
+ * Measured with the bench on 2 cores (synthetic models, 10,000 requests): against 20 ms / 1 byte,
+ * 10 ms / 32 KiB gave p50 41 vs 113 ms at 200 requests/s, p99 344-460 vs 689-1046 ms at 2,000/s.
+ * A fetch returning as soon as one record is there makes every loop spin on a loaded machine.
+ */
+export const FETCH_DEFAULTS: FetchSettings = { maxWaitMs: 10, minBytes: 32 * 1024 };
 
 export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:9092';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
