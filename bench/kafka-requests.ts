@@ -3,13 +3,13 @@ import { createRequire } from 'node:module';
 
 /**
  * Preloaded into every service the bench starts (`--import`): counts the Kafka requests the
- * process sends, by API (Fetch, Produce, EndTxn ...), and keeps them in $ES_BENCH_KAFKA_REQUESTS,
- * rewritten every COUNTS_INTERVAL_MS, so the bench can read each phase's difference. kafkajs sends
- * every request through one method of its connection class, which is patched here; the service
- * loads the same module instance, as Node caches CommonJS modules by path.
+ * process sends, by API (Fetch, Produce, EndTxn ...), with the time each waited for its answer.
+ * kafkajs sends every request through one method of its connection class, which is patched here;
+ * the service loads the same module instance, as Node caches CommonJS modules by path. The counts
+ * go to $ES_BENCH_KAFKA_REQUESTS when the bench asks (SIGUSR2), so counting costs the service
+ * nothing between readings.
  */
 const target = process.env.ES_BENCH_KAFKA_REQUESTS;
-const COUNTS_INTERVAL_MS = 100;
 
 if (target !== undefined && target !== '') {
   const require = createRequire(import.meta.url);
@@ -26,9 +26,9 @@ if (target !== undefined && target !== '') {
     });
   };
   const save = () => {
-    writeFileSync(`${target}.tmp`, JSON.stringify({ counts, waitedMs }));
+    writeFileSync(`${target}.tmp`, JSON.stringify({ counts, waitedMs, savedAtMs: Date.now() }));
     renameSync(`${target}.tmp`, target);
   };
-  setInterval(save, COUNTS_INTERVAL_MS).unref();
-  process.on('exit', save);
+  save();
+  process.on('SIGUSR2', save);
 }

@@ -72,14 +72,14 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
     endOffsets(ctx.kafka, ctx.topics.deadLetters),
     redisSnapshot(ctx.redis),
   ]);
-  const requestsBefore = readRequestCounts(ctx.processes);
+  const requestsBefore = await readRequestCounts(ctx.processes);
   const sampler = new ProcessSampler(ctx.processes);
   sampler.start();
   const sent = await sendLoad(ctx.loadGenerator, { kind: 'run', topic: ctx.topics.features, prefix, count, rate });
   const complete = await waitForResults(ctx.collector, count);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const usage = sampler.stop();
-  const requestsAfter = readRequestCounts(ctx.processes);
+  const requestsAfter = await readRequestCounts(ctx.processes);
   const redisAfter = await redisSnapshot(ctx.redis);
   await new Promise((r) => setTimeout(r, complete ? DUPLICATE_GRACE_MS : 0));
   const [predictionsTo, deadLettersTo] = await Promise.all([endOffsets(ctx.kafka, ctx.topics.predictions), endOffsets(ctx.kafka, ctx.topics.deadLetters)]);
@@ -125,7 +125,7 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
     },
     processes: usage.processes,
     kafkaRequests: [...requestsAfter].map(([process, after]) => {
-      const before = requestsBefore.get(process) ?? { counts: {}, waitedMs: {} };
+      const before: RequestCounts = requestsBefore.get(process) ?? { counts: {}, waitedMs: {}, savedAtMs: 0 };
       const sent = (api: string) => (after.counts[api] ?? 0) - (before.counts[api] ?? 0);
       const apis = Object.keys(after.counts).filter((api) => sent(api) > 0);
       const byApi = Object.fromEntries(apis.map((api) => [api, per(sent(api))]));
@@ -137,23 +137,32 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
   };
 }
 
-/** What kafka-requests.ts keeps: requests sent and their summed waits, by API, since start. */
+/** What kafka-requests.ts writes: requests sent and their summed waits, by API, since start. */
 interface RequestCounts {
   counts: Record<string, number>;
   waitedMs: Record<string, number>;
+  savedAtMs: number;
 }
 
-/** Each counting process's Kafka requests so far. */
-function readRequestCounts(processes: readonly WatchedProcess[]): Map<string, RequestCounts> {
+/** Asks each counting process for its Kafka requests so far (SIGUSR2) and reads the answers. */
+async function readRequestCounts(processes: readonly WatchedProcess[]): Promise<Map<string, RequestCounts>> {
+  const askedAt = Date.now();
+  const counting = processes.filter((p) => p.requestsFile !== undefined);
+  for (const p of counting) process.kill(p.pid, 'SIGUSR2');
   const all = new Map<string, RequestCounts>();
-  for (const p of processes) {
-    if (p.requestsFile === undefined) continue;
-    try {
-      all.set(p.name, JSON.parse(readFileSync(p.requestsFile, 'utf8')) as RequestCounts);
-    } catch {
-      // Not written yet: the process has sent nothing that counts.
-      all.set(p.name, { counts: {}, waitedMs: {} });
+  const deadline = askedAt + 5000;
+  while (all.size < counting.length) {
+    for (const p of counting) {
+      if (all.has(p.name)) continue;
+      try {
+        const read = JSON.parse(readFileSync(p.requestsFile as string, 'utf8')) as RequestCounts;
+        if (read.savedAtMs >= askedAt) all.set(p.name, read);
+      } catch {
+        // Being replaced right now: read it again.
+      }
     }
+    if (Date.now() > deadline) throw new Error(`no Kafka request counts from ${counting.filter((p) => !all.has(p.name)).map((p) => p.name).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 5));
   }
   return all;
 }
