@@ -7,15 +7,12 @@ import type { WatchedProcess } from './process-stats.js';
 
 /**
  * The processes whose CPU and memory are reported: the pipeline, the client side, Kafka and Redis.
- * `requestsFile`: where a process counts its Kafka requests, if it does.
+ * The services and the load generator count their Kafka requests into `requestsFile(name)`.
  */
-export function watchedProcesses(services: readonly ServiceProcess[], loadGenerator: ChildProcess, env: NodeJS.ProcessEnv, redisUrl: string, requestsFile: (name: string) => string | undefined): WatchedProcess[] {
-  const named = (name: string, pid: number): WatchedProcess => {
-    const file = requestsFile(name);
-    return file === undefined ? { name, pid } : { name, pid, requestsFile: file };
-  };
-  const list: WatchedProcess[] = services.map((s) => named(s.name.replace(/^bench-[a-z]+-/, ''), s.child.pid ?? 0));
-  list.push(named('load-generator', loadGenerator.pid ?? 0), { name: 'collector (bench)', pid: process.pid });
+export function watchedProcesses(services: readonly ServiceProcess[], loadGenerator: ChildProcess, env: NodeJS.ProcessEnv, redisUrl: string, requestsFile: (name: string) => string): WatchedProcess[] {
+  const counted = (name: string, pid: number): WatchedProcess => ({ name, pid, requestsFile: requestsFile(name) });
+  const list: WatchedProcess[] = services.map((s) => counted(s.name.replace(/^bench-[a-z]+-/, ''), s.child.pid ?? 0));
+  list.push(counted('load-generator', loadGenerator.pid ?? 0), { name: 'collector (bench)', pid: process.pid });
   const kafkaPid = brokerPid(env);
   if (kafkaPid !== undefined) list.push({ name: 'kafka', pid: kafkaPid });
   const redisPid = localRedisPid(redisUrl);

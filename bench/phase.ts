@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { waitFor } from '../services/cli/stream-client.js';
@@ -7,7 +8,6 @@ import { endOffsets, type FusedCollector, messagesBetween, readPredictions } fro
 import { type PhaseLatency, phaseLatency, type Throughput, throughput } from './latency.js';
 import { sendLoad } from './load-driver.js';
 import { type MachineUsage, type ProcessUsage, ProcessSampler, type WatchedProcess } from './process-stats.js';
-import { readFileSync } from 'node:fs';
 import { type KeysLeft, keysLeft, type RedisDelta, redisDelta, redisSnapshot } from './redis-stats.js';
 
 export type LoadKind = 'fixed-rate' | 'saturation';

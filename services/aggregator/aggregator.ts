@@ -3,9 +3,9 @@ import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafka
 import { codecs } from '../shared/codec.js';
 import { deadLetterMessage } from '../shared/dead-letters.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
-import { header } from '../shared/kafka.js';
+import { fetchOptions, header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
+import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
 import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
@@ -79,8 +79,7 @@ export class Aggregator {
     this.consumer = o.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
-      maxWaitTimeInMs: (o.fetch ?? FETCH_DEFAULTS).maxWaitMs,
-      minBytes: (o.fetch ?? FETCH_DEFAULTS).minBytes,
+      ...fetchOptions(o.fetch),
       // A batch's transaction carries about as many bytes as the batch (a fused result per request,
       // a dead letter per bad message); the broker refuses a record batch over 1 MiB, so a backlog
       // fetch of the default 1 MiB per partition could never commit.

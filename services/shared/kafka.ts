@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
+import { FETCH_DEFAULTS, type FetchSettings } from './runtime-config.js';
 
 /**
  * The thin seam between ensemble-stream and its Kafka client. kafkajs is feature-complete but no
@@ -30,8 +31,13 @@ export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): 
   });
 }
 
+/** kafkajs consumer options for the pipeline's fetch settings. */
+export function fetchOptions(fetch: FetchSettings = FETCH_DEFAULTS): { maxWaitTimeInMs: number; minBytes: number } {
+  return { maxWaitTimeInMs: fetch.maxWaitMs, minBytes: fetch.minBytes };
+}
+
 /** How long a client trusts a coordinator it looked up. */
-export const COORDINATOR_TTL_MS = 1000;
+const COORDINATOR_TTL_MS = 1000;
 
 interface CoordinatorLookup {
   groupId: string;

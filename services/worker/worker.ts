@@ -3,8 +3,9 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer
 import { codecs } from '../shared/codec.js';
 import { checkSize, deadLetterMessage, requestKey } from '../shared/dead-letters.js';
 import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
+import { fetchOptions } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
+import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FeatureEvent, Prediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { ModelAnswer, ModelRunner } from './model-runner.js';
@@ -84,8 +85,7 @@ export class ModelWorker {
     this.service = `worker:${runner.modelId}`;
     this.consumer = o.kafka.consumer({
       groupId: o.groupId ?? GROUPS.worker(runner.modelId),
-      maxWaitTimeInMs: (o.fetch ?? FETCH_DEFAULTS).maxWaitMs,
-      minBytes: (o.fetch ?? FETCH_DEFAULTS).minBytes,
+      ...fetchOptions(o.fetch),
       // A round's predictions go out only once all of it is predicted: a backlog fetch of the default
       // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
       maxBytesPerPartition: MAX_FETCH_BYTES,
