@@ -34,15 +34,7 @@ function average(batch: Batch, classes: readonly string[]): FusionResult {
 function weightedSum(batch: Batch, classes: readonly string[]): FusionResult {
   const k = classes.length;
   batch.totalWeight();
-  const scores = weightedScores(batch, k);
-  const labelIndex = argmax(scores, k);
-  return {
-    labelIndex,
-    label: classes[labelIndex] as string,
-    probabilities: shares(scores),
-    scores,
-    weightsUsed: batch.weightsUsed(),
-  };
+  return fromScores(weightedScores(batch, k), batch, classes);
 }
 
 /**
@@ -57,15 +49,14 @@ function hardVote(batch: Batch, classes: readonly string[]): FusionResult {
     const vote = argmax(checkedProbabilities(batch.output(i), k), k);
     scores[vote]! += batch.weights[i] as number;
   }
-  const labelIndex = argmax(scores, k);
   batch.normaliseWeights();
-  return {
-    labelIndex,
-    label: classes[labelIndex] as string,
-    probabilities: shares(scores),
-    scores,
-    weightsUsed: batch.weightsUsed(),
-  };
+  return fromScores(scores, batch, classes);
+}
+
+/** The class with the highest score, the scores as shares, and the weights the batch used. */
+function fromScores(scores: number[], batch: Batch, classes: readonly string[]): FusionResult {
+  const labelIndex = argmax(scores, classes.length);
+  return { labelIndex, label: classes[labelIndex] as string, probabilities: shares(scores), scores, weightsUsed: batch.weightsUsed() };
 }
 
 /** scores / sum(scores). */
