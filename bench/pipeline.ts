@@ -60,6 +60,8 @@ function fusionConfig(classes: string[], modelIds: string[], o: BenchOptions): A
     quorum: 1,
     stateTtlMs: o.stateTtlMs,
     maxMessageBytes: CONFIG_DEFAULTS.maxMessageBytes,
+    fusedMemoryMs: CONFIG_DEFAULTS.fusedMemoryMs,
+    restoreHorizonMs: CONFIG_DEFAULTS.restoreHorizonMs,
     breaker: MODEL_HEALTH_DEFAULTS,
   };
 }

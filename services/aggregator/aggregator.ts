@@ -1,31 +1,30 @@
 import type { Redis } from 'ioredis';
-import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { deadLetterMessage } from '../shared/dead-letters.js';
-import { describeError, InvalidMessageError } from '../shared/errors.js';
-import { fetchOptions, header } from '../shared/kafka.js';
+import { describeError } from '../shared/errors.js';
+import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
-import type { FusedPrediction, Prediction } from '../shared/records.js';
-import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
+import type { FusedPrediction } from '../shared/records.js';
+import { GROUPS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { staticFuser } from './fuser-factory.js';
 import type { Fuser } from './fusion/index.js';
-import { type JoinEntry, JoinStore } from './join-store.js';
-import { ModelHealth } from './model-health.js';
+import { type Admitted, admit, deadLetters, type Settled, settle } from './join-plan.js';
+import { type JoinBatchResult, JoinStore, StateLostError } from './join-store.js';
+import { type AwaitPlan, ModelHealth } from './model-health.js';
 import { PredictionIngress } from './prediction-ingress.js';
 import { RequestFusion } from './request-fusion.js';
+import { restorePartition } from './state-restore.js';
 
 export interface AggregatorOptions {
   kafka: Kafka;
-  redis: Redis;
   /** A second connection for the deadline sweeper, so its calls never queue behind a batch. */
   sweeperRedis: Redis;
   topics: Topics;
   config: AggregatorConfig;
   joinStore: JoinStore;
-  instanceId: string;
   logger: Logger;
   /** How requests are fused; defaults to the config's fixed-weight strategy (see buildFuser). */
   fuser?: Fuser;
@@ -33,8 +32,10 @@ export interface AggregatorOptions {
   groupId?: string;
   /** Partitions whose batches are processed at the same time. @defaultValue 8 */
   partitionsConsumedConcurrently?: number;
-  /** How often expired requests are looked for, ms. @defaultValue 100 */
+  /** How often every partition is swept for expired requests, as a backstop to exact timers, ms. @defaultValue 100 */
   sweepIntervalMs?: number;
+  /** Consumer group session timeout: how soon a dead instance's partitions move, ms. @defaultValue 4000 */
+  sessionTimeoutMs?: number;
   /** @defaultValue FETCH_DEFAULTS */
   fetch?: FetchSettings;
 }
@@ -49,22 +50,40 @@ export interface AggregatorStats {
   late: Record<string, number>;
   deadLetters: number;
   batches: number;
+  /** Batches that failed (Redis, Kafka, fencing) and were processed again. */
+  retriedBatches: number;
+  /** Partitions whose join state was rebuilt from Kafka. */
+  restores: number;
 }
 
 /** Most bytes fetched per partition at once: bounds the size of a batch's transaction. */
 const MAX_BATCH_BYTES = 256 * 1024;
 
 /**
- * The fusion aggregator. For each batch of one predictions partition: check every message, join the
- * good ones in Redis with one script call, fuse the requests that closed, and commit the fused
- * results, the dead letters and the consumed offsets in one Kafka transaction. Exactly one fused
- * result per request follows from that transaction plus the join script's offset rule.
+ * The fusion aggregator. For each batch of one predictions partition: decide which messages join
+ * (join-plan.ts), join them in Redis with one script call, settle the outcomes into fused results
+ * and dead letters, and commit those with the consumed offsets in one Kafka transaction. Exactly
+ * one fused result per request follows from that transaction plus the join script's offset rule.
+ * A failed batch (fenced producer, Redis or Kafka error) never stops the consumer: the partition's
+ * producer is dropped and the batch is read again from its first offset.
  */
 export class Aggregator {
-  readonly stats: AggregatorStats = { fused: 0, complete: 0, partial: 0, insufficient: 0, duplicates: 0, late: {}, deadLetters: 0, batches: 0 };
+  readonly stats: AggregatorStats = {
+    fused: 0,
+    complete: 0,
+    partial: 0,
+    insufficient: 0,
+    duplicates: 0,
+    late: {},
+    deadLetters: 0,
+    batches: 0,
+    retriedBatches: 0,
+    restores: 0,
+  };
   private readonly consumer: Consumer;
   /** One transactional producer per input partition, created on the partition's first batch. */
   private readonly producers = new Map<number, Promise<Producer>>();
+  private readonly failures = new Map<number, number>();
   private readonly ingress: PredictionIngress;
   private readonly fusion: RequestFusion;
   private readonly sweeper: DeadlineSweeper;
@@ -75,7 +94,6 @@ export class Aggregator {
 
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
-    // A dead instance holds its partitions until its session times out: keep it short.
     this.consumer = o.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
@@ -84,8 +102,9 @@ export class Aggregator {
       // a dead letter per bad message); the broker refuses a record batch over 1 MiB, so a backlog
       // fetch of the default 1 MiB per partition could never commit.
       maxBytesPerPartition: MAX_BATCH_BYTES,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
+      // A dead instance holds its partitions until its session times out: keep it short.
+      sessionTimeout: o.sessionTimeoutMs ?? 4000,
+      heartbeatInterval: 500,
     });
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
@@ -118,73 +137,71 @@ export class Aggregator {
     await this.consumer.disconnect();
     await Promise.allSettled([...this.producers.values()].map(async (p) => (await p).disconnect()));
     this.producers.clear();
-    this.health.shutdown();
   }
 
-  private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, isStale } = payload;
     if (batch.messages.length === 0 || isStale()) return;
-    const now = Date.now();
-    const { topic, partition } = batch;
-    const entries: JoinEntry[] = [];
-    const lateBeforeJoin: string[] = [];
-    // What this batch decoded already: most predictions of a request that closes here arrived in
-    // this batch, and need not be decoded a second time from the bytes the join returns.
-    const decoded = new Map<string, { bytes: Buffer; prediction: Prediction }>();
-    const out: Message[] = [];
-    const deadLetters: Message[] = [];
-
-    for (const m of batch.messages) {
-      if (header(m.headers, HEADERS.control) === CONTROL_DEADLINE && m.key !== null) {
-        entries.push({ kind: 'deadline', requestId: m.key.toString('utf8'), offset: m.offset });
-        continue;
-      }
-      try {
-        const p = this.ingress.accept(m);
-        const deadlineAtMs = p.requestCreatedAtMs + (p.deadlineMs ?? this.o.config.deadlineMs);
-        if (now >= p.requestCreatedAtMs + this.o.config.stateTtlMs) {
-          // Older than any join state can be: the request was fused (or expired) long ago.
-          lateBeforeJoin.push(p.modelId);
-          continue;
-        }
-        entries.push({ kind: 'prediction', requestId: p.requestId, modelId: p.modelId, offset: m.offset, deadlineAtMs, payload: m.value as Buffer });
-        decoded.set(`${p.requestId}\n${p.modelId}`, { bytes: m.value as Buffer, prediction: p });
-      } catch (error) {
-        if (!(error instanceof InvalidMessageError)) throw error;
-        deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, now));
-        this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
-      }
+    try {
+      await this.processBatch(payload);
+      this.failures.delete(batch.partition);
+    } catch (error) {
+      await this.retryLater(payload, error);
     }
+  }
 
-    const waitFor = this.health.awaited();
-    const down = new Set(this.expected.filter((m) => !waitFor.includes(m)));
-    const outcomes = await this.o.joinStore.joinBatch(partition, entries, waitFor, now);
-    const fused: FusedPrediction[] = [];
-    let duplicates = 0;
-    const late: string[] = [];
-    outcomes.forEach((outcome, i) => {
-      const entry = entries[i] as JoinEntry;
-      if (outcome.kind === 'fuse') {
-        const predictions = [...outcome.predictions].map(([modelId, bytes]) => {
-          const here = decoded.get(`${entry.requestId}\n${modelId}`);
-          // The join keeps a model's first prediction; a differing duplicate in this batch is not it.
-          return here !== undefined && here.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
-        });
-        const result = this.fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, down, nowMs: Date.now() });
-        out.push({ key: entry.requestId, value: codecs.fusedPrediction.encode(result), headers: codecs.fusedPrediction.headers });
-        fused.push(result);
-      } else if (outcome.kind === 'duplicate') {
-        duplicates++;
-      } else if (outcome.kind === 'late' && entry.kind === 'prediction') {
-        late.push(entry.modelId);
-      }
+  private async processBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    const now = Date.now();
+    const admitted = admit(batch.messages, this.ingress, this.o.config.deadlineMs);
+    const plan = this.health.plan(now);
+    const joined = await this.join(batch, admitted, plan, now, heartbeat);
+    this.health.probesStarted(plan.probe, joined.probesOpened);
+    this.wakeAtDeadlines(admitted, joined);
+    const settled = settle(admitted, joined.outcomes, this.fusion, Date.now());
+    const letters = deadLetters(batch, [...admitted.rejected, ...settled.rejected], this.service, now);
+    const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
+    await this.commit(batch, fused, letters);
+    this.counted(batch.partition, settled, letters.length);
+  }
+
+  /** One join script call; a partition whose state Redis lost is rebuilt from Kafka first. */
+  private async join(batch: Batch, admitted: Admitted, plan: AwaitPlan, now: number, heartbeat: () => Promise<void>): Promise<JoinBatchResult> {
+    const logTime = Number(batch.messages[batch.messages.length - 1]?.timestamp ?? now);
+    try {
+      return await this.o.joinStore.joinBatch(batch.partition, admitted.entries, plan, now, logTime);
+    } catch (error) {
+      if (!(error instanceof StateLostError)) throw error;
+    }
+    // Keep the group session alive while Kafka is read back.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
+    try {
+      const options = { kafka: this.o.kafka, joinStore: this.o.joinStore, topics: this.o.topics, groupId: this.groupId, deadlineMs: this.o.config.deadlineMs, horizonMs: this.o.config.restoreHorizonMs, logger: this.o.logger };
+      await restorePartition(options, batch.partition, BigInt(batch.firstOffset() ?? '0'));
+      this.stats.restores++;
+    } finally {
+      clearInterval(beat);
+    }
+    return this.o.joinStore.joinBatch(batch.partition, admitted.entries, plan, now, logTime);
+  }
+
+  /** Asks the sweeper to wake exactly at the earliest deadline of the requests still waiting. */
+  private wakeAtDeadlines(admitted: Admitted, joined: JoinBatchResult): void {
+    let earliest = Infinity;
+    joined.outcomes.forEach((outcome, i) => {
+      const e = admitted.entries[i];
+      if (outcome.kind === 'pending' && e?.kind === 'prediction' && e.deadlineAtMs < earliest) earliest = e.deadlineAtMs;
     });
+    if (earliest < Infinity) this.sweeper.wake(earliest);
+  }
 
+  private async commit(batch: Batch, fused: Message[], letters: Message[]): Promise<void> {
+    const { topic, partition } = batch;
     const last = batch.messages[batch.messages.length - 1];
     const producer = await this.producerFor(topic, partition);
     const transaction = await producer.transaction();
     try {
-      if (out.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: out });
-      if (deadLetters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: deadLetters });
+      if (fused.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: fused });
+      if (letters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: letters });
       await transaction.sendOffsets({
         consumerGroupId: this.groupId,
         topics: [{ topic, partitions: [{ partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }] }],
@@ -192,23 +209,41 @@ export class Aggregator {
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);
-      // Possibly fenced by another instance that owned this partition meanwhile: start afresh.
-      this.producers.delete(partition);
-      await producer.disconnect().catch(() => undefined);
       throw error;
     }
-    // Counted only once committed: an aborted batch is processed again and would count twice.
-    for (const f of fused) {
-      this.countFused(f);
-      this.health.record(f);
-    }
-    for (const model of [...lateBeforeJoin, ...late]) this.countLate(model);
-    this.stats.duplicates += duplicates;
-    this.stats.deadLetters += deadLetters.length;
+  }
+
+  /**
+   * A batch failed: the partition's producer may be fenced (another instance owns the partition
+   * now) or Kafka or Redis misbehaved. Drop the producer, read the batch again from its first offset
+   * after a short pause, and keep the consumer running: the join's offset rule makes the retry safe.
+   */
+  private async retryLater({ batch, heartbeat }: EachBatchPayload, error: unknown): Promise<void> {
+    const { topic, partition } = batch;
+    const attempt = (this.failures.get(partition) ?? 0) + 1;
+    this.failures.set(partition, attempt);
+    this.stats.retriedBatches++;
+    this.o.logger.warn('batch failed; retrying from its first offset', { partition, attempt, error: describeError(error) });
+    const producer = this.producers.get(partition);
+    this.producers.delete(partition);
+    void producer?.then((p) => p.disconnect()).catch(() => undefined);
+    this.consumer.seek({ topic, partition, offset: batch.firstOffset() ?? '0' });
+    await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
+    await heartbeat().catch(() => undefined);
+  }
+
+  /** Counted only once committed: an aborted batch is processed again and would count twice. */
+  private counted(partition: number, settled: Settled, deadLetterCount: number): void {
+    const now = Date.now();
+    for (const f of settled.fused) this.countFused(f);
+    for (const c of settled.closed) this.health.record(c, now);
+    for (const model of settled.late) this.stats.late[model] = (this.stats.late[model] ?? 0) + 1;
+    this.stats.duplicates += settled.duplicates;
+    this.stats.deadLetters += deadLetterCount;
     this.stats.batches++;
     // Not awaited: the partition's next join queues behind it on the same connection anyway, and
     // a failure only leaves the predictions in Redis until their TTL.
-    this.o.joinStore.finish(partition, fused.map((f) => f.requestId)).catch((error: unknown) => {
+    this.o.joinStore.finish(partition, settled.fused.map((f) => f.requestId)).catch((error: unknown) => {
       this.o.logger.warn('freeing fused predictions failed; they expire with their TTL', { partition, error: describeError(error) });
     });
   }
@@ -227,8 +262,9 @@ export class Aggregator {
         idempotent: true,
         maxInFlightRequests: 1,
         // Right after a commit the broker answers CONCURRENT_TRANSACTIONS until the commit markers are
-        // written (a few ms); kafkajs's default 100 ms+ backoff would cap a partition at a few batches a second.
-        retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40, factor: 0.2, multiplier: 1.5 },
+        // written (a few ms): retry soon, and never give up on a retriable error (a fenced producer
+        // fails at once and is dropped by retryLater).
+        retry: retryForever({ initialRetryTime: 5, maxRetryTime: 200 }),
       });
       producer = created.connect().then(() => created);
       producer.catch(() => this.producers.delete(partition));
@@ -242,9 +278,5 @@ export class Aggregator {
     if (fused.status === 'COMPLETE') this.stats.complete++;
     else if (fused.status === 'PARTIAL') this.stats.partial++;
     else this.stats.insufficient++;
-  }
-
-  private countLate(modelId: string): void {
-    this.stats.late[modelId] = (this.stats.late[modelId] ?? 0) + 1;
   }
 }

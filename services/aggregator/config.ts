@@ -32,6 +32,13 @@ export interface AggregatorConfig {
   stateTtlMs: number;
   /** Predictions larger than this go to the dead-letter topic unread. */
   maxMessageBytes: number;
+  /**
+   * How long fused requests are remembered, in log time (Kafka timestamps: an outage does not count).
+   * An answer for a request older than that is dead-lettered as EXPIRED instead of being joined.
+   */
+  fusedMemoryMs: number;
+  /** When Redis lost a partition's state, how far back Kafka is read to rebuild it, ms. */
+  restoreHorizonMs: number;
   /** The per-model circuit breakers that take unhealthy models out of the join. */
   breaker: ModelHealthOptions;
   /** Required when `strategy` is stacking, and only then; model weights do not apply to stacking. */
@@ -51,6 +58,8 @@ export const CONFIG_DEFAULTS = {
   quorum: 1,
   stateTtlMs: 600_000,
   maxMessageBytes: 65_536,
+  fusedMemoryMs: 3_600_000,
+  restoreHorizonMs: 120_000,
 } as const;
 
 export function loadAggregatorConfig(path: string): AggregatorConfig {
@@ -121,8 +130,11 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
   const quorum = num('quorum', 1, true);
   const stateTtlMs = num('stateTtlMs', 1000, true);
   const maxMessageBytes = num('maxMessageBytes', 64, true);
+  const fusedMemoryMs = num('fusedMemoryMs', 60_000, true);
+  const restoreHorizonMs = num('restoreHorizonMs', 1000, true);
   if (models.length > 0 && quorum > models.length) problems.push(`quorum: ${quorum} is more than the ${models.length} models listed`);
   if (stateTtlMs <= deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
+  if (restoreHorizonMs <= deadlineMs) problems.push('restoreHorizonMs: must be longer than deadlineMs');
 
   const breaker = { ...MODEL_HEALTH_DEFAULTS };
   if (obj.breaker !== undefined) {
@@ -130,7 +142,7 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     if (b !== obj.breaker) problems.push('breaker: must be an object');
     for (const [name, value] of Object.entries(b)) {
       if (!(name in MODEL_HEALTH_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(MODEL_HEALTH_DEFAULTS).join(', ')})`);
-      else if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) problems.push(`breaker.${name}: must be an integer >= 1`);
+      else if (typeof value !== 'number' || !Number.isInteger(value) || value < (name === 'warmupMs' ? 0 : 1)) problems.push(`breaker.${name}: must be an integer >= ${name === 'warmupMs' ? 0 : 1}`);
       else breaker[name as keyof ModelHealthOptions] = value;
     }
     if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
@@ -160,6 +172,8 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     quorum,
     stateTtlMs,
     maxMessageBytes,
+    fusedMemoryMs,
+    restoreHorizonMs,
     breaker,
     ...(stacking === undefined ? {} : { stacking }),
   };

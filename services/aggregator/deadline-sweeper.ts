@@ -1,5 +1,6 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { describeError } from '../shared/errors.js';
+import { retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import { CONTROL_DEADLINE, HEADERS } from '../shared/topics.js';
 import type { JoinStore } from './join-store.js';
@@ -22,50 +23,76 @@ export interface DeadlineSweeperOptions {
  * request's predictions partition. The record is then fused by whichever instance owns that
  * partition, inside its Kafka transaction, so an expiry is exactly-once like any completion, and
  * requests left behind by a dead instance still expire.
+ *
+ * When: at the exact deadline of the requests this instance joined (`wake`), and every
+ * `intervalMs` as a backstop for requests joined by others (a rebalance, a dead instance).
  */
 export class DeadlineSweeper {
   private readonly producer: Producer;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** A sweep was asked for while one ran: run again right after it. */
+  private again = false;
+  private wakeAt = Infinity;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private partitions = 0;
 
   constructor(private readonly o: DeadlineSweeperOptions) {
-    this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: retryForever({ initialRetryTime: 20, maxRetryTime: 500 }) });
   }
 
   async start(): Promise<void> {
     await this.producer.connect();
     await this.refreshPartitions();
-    this.timer = setInterval(() => {
-      if (this.running !== undefined) return;
-      this.running = this.sweep()
-        .then(() => undefined)
-        .catch((error: unknown) => this.o.logger.warn('deadline sweep failed', { error: describeError(error) }))
-        .finally(() => {
-          this.running = undefined;
-        });
-    }, this.o.intervalMs);
+    this.timer = setInterval(() => this.trigger(), this.o.intervalMs);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.wakeTimer);
     await this.running;
     await this.producer.disconnect();
   }
 
+  /** Sweeps at `atMs` (a request's deadline), unless a sweep is due earlier already. */
+  wake(atMs: number): void {
+    if (this.stopped || atMs >= this.wakeAt) return;
+    this.wakeAt = atMs;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => {
+      this.wakeAt = Infinity;
+      this.trigger();
+    }, Math.max(0, atMs - Date.now()));
+  }
+
+  private trigger(): void {
+    if (this.stopped) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = this.sweep()
+      .then(() => undefined)
+      .catch((error: unknown) => this.o.logger.warn('deadline sweep failed', { error: describeError(error) }))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.trigger();
+        }
+      });
+  }
+
   /** One pass over every partition; returns how many requests were claimed. */
   async sweep(nowMs = Date.now()): Promise<number> {
-    let claimed = 0;
-    for (let partition = 0; partition < this.partitions; partition++) {
-      const due = await this.o.joinStore.claimDue(partition, nowMs, this.o.leaseMs ?? 5000, this.o.claimLimit ?? 1000);
-      if (due.length === 0) continue;
-      claimed += due.length;
-      await this.producer.send({
-        topic: this.o.predictionsTopic,
-        messages: due.map((requestId) => ({ key: requestId, value: null, partition, headers: { [HEADERS.control]: CONTROL_DEADLINE } })),
-      });
-    }
-    return claimed;
+    // Every partition claimed at once (pipelined on one connection), then one produce request.
+    const partitions = Array.from({ length: this.partitions }, (_, p) => p);
+    const due = await Promise.all(partitions.map((p) => this.o.joinStore.claimDue(p, nowMs, this.o.leaseMs ?? 5000, this.o.claimLimit ?? 1000)));
+    const messages = due.flatMap((ids, partition) => ids.map((requestId) => ({ key: requestId, value: null, partition, headers: { [HEADERS.control]: CONTROL_DEADLINE } })));
+    if (messages.length > 0) await this.producer.send({ topic: this.o.predictionsTopic, messages, acks: -1 });
+    return messages.length;
   }
 
   private async refreshPartitions(): Promise<void> {

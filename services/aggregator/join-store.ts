@@ -1,47 +1,102 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { InfrastructureError } from '../shared/errors.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
 import { repoRoot } from '../shared/repo-root.js';
+import type { AwaitPlan } from './model-health.js';
 
 /** One message of a batch, as the join script sees it. */
 export type JoinEntry =
-  | { kind: 'prediction'; requestId: string; modelId: string; offset: string; deadlineAtMs: number; payload: Buffer }
+  | {
+      kind: 'prediction';
+      requestId: string;
+      modelId: string;
+      offset: string;
+      requestCreatedAtMs: number;
+      deadlineAtMs: number;
+      /** The prediction's status is OK (it counts towards quorum). */
+      ok: boolean;
+      payload: Buffer;
+    }
   | { kind: 'deadline'; requestId: string; offset: string };
 
 export type JoinOutcome =
   | { kind: 'pending' }
-  | { kind: 'fuse'; why: 'all' | 'deadline'; predictions: Map<string, Buffer> }
+  | {
+      kind: 'fuse';
+      why: 'all' | 'deadline';
+      /** Models the request waited for when it closed. */
+      awaited: Set<string>;
+      /** Half-open models it was a probe for. */
+      probes: Set<string>;
+      predictions: Map<string, Buffer>;
+    }
   | { kind: 'duplicate' }
   | { kind: 'late' }
-  | { kind: 'ignored' };
+  | { kind: 'ignored' }
+  | { kind: 'expired' };
+
+export interface JoinBatchResult {
+  outcomes: JoinOutcome[];
+  /** How many new requests were opened as probes for the plan's half-open models. */
+  probesOpened: number;
+}
+
+/** The partition's join state is gone (Redis restarted empty, was flushed, failed over): rebuild it first. */
+export class StateLostError extends InfrastructureError {
+  override readonly name = 'StateLostError';
+  constructor(readonly partition: number) {
+    super(`join state of partition ${partition} is missing in Redis`);
+  }
+}
 
 export interface JoinStoreOptions {
   /** How long a request's state lives, ms; must outlive the longest deadline. */
   stateTtlMs: number;
+  /** How long fused requests are remembered, in log time, ms. */
+  fusedMemoryMs: number;
+  /** The quorum: fewest OK answers before a request may close ahead of its deadline. */
+  quorum: number;
+}
+
+/** The join's options from a validated aggregator config. */
+export function joinStoreOptions(config: { stateTtlMs: number; fusedMemoryMs: number; quorum: number }): JoinStoreOptions {
+  return { stateTtlMs: config.stateTtlMs, fusedMemoryMs: config.fusedMemoryMs, quorum: config.quorum };
+}
+
+/** One open request to rebuild, with the predictions read back from Kafka. */
+export interface RestoredRequest {
+  requestId: string;
+  requestCreatedAtMs: number;
+  deadlineAtMs: number;
+  predictions: { modelId: string; ok: boolean; payload: Buffer }[];
 }
 
 type RawOutcome = [number, ...Buffer[]];
+type Arg = string | number | Buffer;
 
 interface JoinCommands {
-  joinBatchBuffer(prefix: string, deadlines: string, ...args: (string | number | Buffer)[]): Promise<RawOutcome[]>;
-  finishRequests(prefix: string, ...requestIds: string[]): Promise<number>;
-  claimDeadlines(deadlines: string, now: number, leaseMs: number, limit: number): Promise<string[]>;
+  joinBatchBuffer(...args: Arg[]): Promise<(RawOutcome | number)[]>;
+  finishRequests(...args: Arg[]): Promise<number>;
+  claimDeadlines(...args: Arg[]): Promise<string[]>;
+  restorePartition(...args: Arg[]): Promise<number>;
 }
 
-const SCRIPTS = [
-  { name: 'joinBatch', file: 'join-batch-2.lua', keys: 2 },
-  { name: 'finishRequests', file: 'finish-requests-1.lua', keys: 1 },
-  { name: 'claimDeadlines', file: 'claim-deadlines-1.lua', keys: 1 },
-] as const;
+const LUA_DIR = join(repoRoot(), 'services', 'aggregator', 'lua');
 
-/** Registers the join scripts on a connection (ioredis sends EVALSHA, loading a script when missing). */
-export function defineJoinScripts(redis: Redis): void {
-  const dir = join(repoRoot(), 'services', 'aggregator', 'lua');
-  for (const s of SCRIPTS) {
-    if ((redis as unknown as Record<string, unknown>)[s.name] !== undefined) continue;
-    redis.defineCommand(s.name, { numberOfKeys: s.keys, lua: readFileSync(join(dir, s.file), 'utf8') });
+/**
+ * Registers every script of a folder on a connection, named after its file (`join-batch-4.lua` ->
+ * `joinBatch`, 4 keys): the key count is read from the file name, never repeated elsewhere. ioredis
+ * sends EVALSHA and loads a script when Redis lacks it.
+ */
+export function defineScripts(redis: Redis, dir: string): void {
+  for (const file of readdirSync(dir)) {
+    const match = /^(.+)-(\d+)\.lua$/.exec(file);
+    if (match === null) continue;
+    const name = (match[1] as string).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+    if ((redis as unknown as Record<string, unknown>)[name] !== undefined) continue;
+    redis.defineCommand(name, { numberOfKeys: Number(match[2]), lua: readFileSync(join(dir, file), 'utf8') });
   }
 }
 
@@ -57,25 +112,37 @@ export class JoinStore {
     readonly keys: RedisKeys,
     readonly options: JoinStoreOptions,
   ) {
-    defineJoinScripts(redis);
+    defineScripts(redis, LUA_DIR);
     this.commands = redis as unknown as JoinCommands;
   }
 
-  /** Joins a batch of one partition's messages; returns one outcome per entry, in order. */
-  async joinBatch(partition: number, entries: readonly JoinEntry[], waitFor: readonly string[], nowMs: number): Promise<JoinOutcome[]> {
-    if (entries.length === 0) return [];
-    const args: (string | number | Buffer)[] = [nowMs, this.options.stateTtlMs, waitFor.join(','), entries.length];
+  private partitionKeys(partition: number): string[] {
+    const k = this.keys;
+    return [k.partitionPrefix(partition), k.deadlines(partition), k.epoch(partition), k.fusedIndex(partition)];
+  }
+
+  /**
+   * Joins a batch of one partition's messages; one outcome per entry, in order. `logTimeMs` is the
+   * Kafka timestamp of the batch's last message. Throws StateLostError when the partition's state
+   * must be restored first (nothing was changed then).
+   */
+  async joinBatch(partition: number, entries: readonly JoinEntry[], plan: AwaitPlan, nowMs: number, logTimeMs = nowMs): Promise<JoinBatchResult> {
+    if (entries.length === 0) return { outcomes: [], probesOpened: 0 };
+    const o = this.options;
+    const args: Arg[] = [...this.partitionKeys(partition), nowMs, o.stateTtlMs, plan.waitFor.join(','), plan.probe.join(','), plan.probeBudget, o.quorum, logTimeMs, o.fusedMemoryMs, entries.length];
     for (const e of entries) {
-      if (e.kind === 'prediction') args.push('p', e.requestId, e.modelId, e.offset, e.deadlineAtMs, e.payload);
-      else args.push('d', e.requestId, '', e.offset, 0, '');
+      if (e.kind === 'prediction') args.push('p', e.requestId, e.modelId, e.offset, e.requestCreatedAtMs, e.deadlineAtMs, e.ok ? '1' : '0', e.payload);
+      else args.push('d', e.requestId, '', e.offset, 0, 0, '0', '');
     }
-    let raw: RawOutcome[];
+    let raw: (RawOutcome | number)[];
     try {
-      raw = await this.commands.joinBatchBuffer(this.keys.partitionPrefix(partition), this.keys.deadlines(partition), ...args);
+      raw = await this.commands.joinBatchBuffer(...args);
     } catch (cause) {
       throw new InfrastructureError(`join script failed on partition ${partition}`, cause);
     }
-    return raw.map(decodeOutcome);
+    if (Number(raw[0]) === -1) throw new StateLostError(partition);
+    const probesOpened = Number(raw.pop());
+    return { outcomes: (raw as RawOutcome[]).map(decodeOutcome), probesOpened };
   }
 
   /** Frees the predictions of requests whose fused result is committed. */
@@ -88,7 +155,24 @@ export class JoinStore {
   claimDue(partition: number, nowMs: number, leaseMs: number, limit: number): Promise<string[]> {
     return this.commands.claimDeadlines(this.keys.deadlines(partition), nowMs, leaseMs, limit);
   }
+
+  /**
+   * Writes rebuilt state of one partition (see restore-partition-4.lua); `last` creates the epoch
+   * with `floorMs`, after which the join accepts the partition again.
+   */
+  async restore(partition: number, chunk: { fused: { requestId: string; requestCreatedAtMs: number }[]; open: RestoredRequest[] }, last: boolean, floorMs: number, logTimeMs: number): Promise<void> {
+    const args: Arg[] = [...this.partitionKeys(partition), this.options.stateTtlMs, last ? '1' : '0', floorMs, logTimeMs, chunk.fused.length];
+    for (const f of chunk.fused) args.push(f.requestId, f.requestCreatedAtMs);
+    args.push(chunk.open.length);
+    for (const r of chunk.open) {
+      args.push(r.requestId, r.requestCreatedAtMs, r.deadlineAtMs, r.predictions.length);
+      for (const p of r.predictions) args.push(p.modelId, p.ok ? '1' : '0', p.payload);
+    }
+    await this.commands.restorePartition(...args);
+  }
 }
+
+const csvSet = (b: Buffer | undefined): Set<string> => new Set(String(b ?? '').split(',').filter((m) => m !== ''));
 
 function decodeOutcome(raw: RawOutcome): JoinOutcome {
   switch (Number(raw[0])) {
@@ -96,13 +180,15 @@ function decodeOutcome(raw: RawOutcome): JoinOutcome {
       return { kind: 'pending' };
     case 1: {
       const predictions = new Map<string, Buffer>();
-      for (let i = 2; i + 1 < raw.length; i += 2) predictions.set(String(raw[i]), raw[i + 1] as Buffer);
-      return { kind: 'fuse', why: String(raw[1]) === 'deadline' ? 'deadline' : 'all', predictions };
+      for (let i = 4; i + 1 < raw.length; i += 2) predictions.set(String(raw[i]), raw[i + 1] as Buffer);
+      return { kind: 'fuse', why: String(raw[1]) === 'deadline' ? 'deadline' : 'all', awaited: csvSet(raw[2]), probes: csvSet(raw[3]), predictions };
     }
     case 2:
       return { kind: 'duplicate' };
     case 3:
       return { kind: 'late' };
+    case 5:
+      return { kind: 'expired' };
     default:
       return { kind: 'ignored' };
   }

@@ -7,7 +7,7 @@ import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
 import { loadAggregatorConfig } from './config.js';
 import { buildFuser } from './fuser-factory.js';
-import { JoinStore } from './join-store.js';
+import { JoinStore, joinStoreOptions } from './join-store.js';
 
 /** Starts one aggregator instance; configuration is read and checked here, once. */
 export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -18,20 +18,19 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
   const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
   const keys = new RedisKeys(runtime.redisNamespace);
-  const joinStore = new JoinStore(redis, keys, { stateTtlMs: config.stateTtlMs });
+  const joinStore = new JoinStore(redis, keys, joinStoreOptions(config));
   const fusion = await buildFuser(config, configPath, { redis: sweeperRedis, keys, logger });
   const aggregator = new Aggregator({
     kafka,
-    redis,
     sweeperRedis,
     topics: runtime.topics,
     config,
     joinStore,
-    instanceId: runtime.instanceId,
     logger,
     fuser: fusion.fuser,
     fetch: runtime.fetch,
     sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
+    sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
   const start = async () => {

@@ -12,8 +12,8 @@ export interface RequestFusionInput {
   predictions: readonly Prediction[];
   /** Why the join closed: every awaited model answered, or the deadline passed. */
   why: 'all' | 'deadline';
-  /** Expected models that were not awaited because their breaker is open. */
-  down: ReadonlySet<string>;
+  /** Models the request waited for when it closed; the others' breakers were open. */
+  awaited: ReadonlySet<string>;
   nowMs: number;
 }
 
@@ -34,7 +34,8 @@ export class RequestFusion {
     for (const { id } of config.models) {
       const p = byModel.get(id);
       if (p === undefined) {
-        const reason: MissingReason = input.down.has(id) ? 'CIRCUIT_OPEN' : 'DEADLINE';
+        // Not waited for and never answered: its breaker was open. Waited for: it missed the deadline.
+        const reason: MissingReason = input.awaited.has(id) ? 'DEADLINE' : 'CIRCUIT_OPEN';
         missing.push({ modelId: id, reason, detail: null });
       } else if (p.status !== 'OK') {
         missing.push({ modelId: id, reason: p.status, detail: p.error });
@@ -53,7 +54,9 @@ export class RequestFusion {
       missing,
     };
     if (outputs.length < config.quorum) {
-      return { ...base, status: 'INSUFFICIENT', label: null, probabilities: null, value: null, contributors: [] };
+      // No answer is given, but every model that answered is named (with no weight in an answer).
+      const answered = outputs.map((o) => ({ modelId: o.modelId, modelVersion: versions.get(o.modelId) ?? '', weight: 0 }));
+      return { ...base, status: 'INSUFFICIENT', label: null, probabilities: null, value: null, contributors: answered };
     }
     let result;
     try {

@@ -48,7 +48,8 @@ export type InvalidMessageCode =
   | 'WRONG_FEATURE_COUNT'
   | 'UNKNOWN_MODEL'
   | 'MISSING_KEY'
-  | 'KEY_MISMATCH';
+  | 'KEY_MISMATCH'
+  | 'EXPIRED';
 
 /** A model could not answer (inference failed, remote model down): retriable, feeds breakers. */
 export class ModelError extends EnsembleError {

@@ -117,3 +117,13 @@ export function header(headers: Record<string, unknown> | undefined, name: strin
   if (first === undefined || first === null) return undefined;
   return Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
 }
+
+/**
+ * Retry settings for an idempotent or transactional producer. kafkajs warns that "limiting
+ * retries for the idempotent producer may invalidate EoS guarantees", and rightly: a send that
+ * gave up can leave the producer's sequence numbers out of step. So retriable errors are retried
+ * until they clear; errors that cannot clear (fencing, authorisation) still fail at once.
+ */
+export function retryForever(times: { initialRetryTime: number; maxRetryTime: number }): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  return { retries: Number.MAX_SAFE_INTEGER, ...times };
+}

@@ -29,6 +29,24 @@ export class RedisKeys {
     return `${this.partitionPrefix(partition)}deadlines`;
   }
 
+  /**
+   * Hash: the partition's join state is whole (`floor` = creation time, ms, before which fused
+   * requests are no longer remembered). Missing means the state was lost and must be rebuilt.
+   */
+  epoch(partition: number): string {
+    return `${this.partitionPrefix(partition)}epoch`;
+  }
+
+  /** Hash: request id -> 1 for every request created in `minute` (ms / 60000) that was fused. */
+  fusedBucket(partition: number, minute: number): string {
+    return `${this.partitionPrefix(partition)}fused:${minute}`;
+  }
+
+  /** Sorted set: fused-bucket minute scored by the last log time (Kafka timestamp) a request in it fused. */
+  fusedIndex(partition: number): string {
+    return `${this.partitionPrefix(partition)}fusedix`;
+  }
+
   /** Pattern matching every key of this namespace (tests and clean-up). */
   all(): string {
     return `${this.namespace}:*`;

@@ -3,7 +3,7 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer
 import { codecs } from '../shared/codec.js';
 import { checkSize, deadLetterMessage, requestKey } from '../shared/dead-letters.js';
 import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
-import { fetchOptions } from '../shared/kafka.js';
+import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FeatureEvent, Prediction } from '../shared/records.js';
@@ -89,8 +89,11 @@ export class ModelWorker {
       // A round's predictions go out only once all of it is predicted: a backlog fetch of the default
       // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
       maxBytesPerPartition: MAX_FETCH_BYTES,
+      // A dead worker's partitions move to its peers after this (kafkajs's default is 30 s).
+      sessionTimeout: 4000,
+      heartbeatInterval: 500,
     });
-    this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: retryForever({ initialRetryTime: 100, maxRetryTime: 2000 }) });
     this.commits = new PeriodicOffsetCommits(
       (offsets) => this.consumer.commitOffsets(offsets),
       o.commitIntervalMs ?? 1000,

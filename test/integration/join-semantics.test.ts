@@ -31,7 +31,7 @@ describe('join semantics under real traffic', () => {
     await pipeline.startWorker(new SliceRunner('m2', 1, 3));
     const deadlineMs = 1500;
     const aggregator = await pipeline.startAggregator(
-      classificationConfig(MODELS, { deadlineMs, breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 3000, rollingCountTimeout: 60_000 } }),
+      classificationConfig(MODELS, { deadlineMs, breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 3000, rollingCountTimeout: 60_000, probeRequests: 1, warmupMs: 0 } }),
     );
     const fused = await tailFused(kafka, topics);
     const send = (from: number, n: number) => produce(kafka, topics.features, Array.from({ length: n }, (_, i) => featureMessage(`req-${from + i}`, FEATURES)));

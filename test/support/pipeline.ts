@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import type { Kafka, Message } from 'kafkajs';
 import { Aggregator } from '../../services/aggregator/aggregator.js';
 import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
-import { JoinStore } from '../../services/aggregator/join-store.js';
+import { JoinStore, joinStoreOptions } from '../../services/aggregator/join-store.js';
 import { codecs } from '../../services/shared/codec.js';
 import { createKafka, ensureTopics } from '../../services/shared/kafka.js';
 import { createLogger } from '../../services/shared/log.js';
@@ -92,12 +92,10 @@ export class TestPipeline {
     this.redis.push(redis, sweeperRedis);
     const aggregator = new Aggregator({
       kafka: this.kafka,
-      redis,
       sweeperRedis,
       topics: this.topics,
       config,
-      joinStore: new JoinStore(redis, this.keys, { stateTtlMs: config.stateTtlMs }),
-      instanceId,
+      joinStore: new JoinStore(redis, this.keys, joinStoreOptions(config)),
       logger: quietLogger,
       groupId: `${this.topics.predictions}-aggregator`,
       sweepIntervalMs: 50,

@@ -1,0 +1,231 @@
+--[[
+  Joins one batch of messages from one predictions partition, atomically.
+
+  A request is fused exactly once: the message that completes it (or its deadline record) moves it
+  from "open" to "fusing" and records that message's offset. If the batch's Kafka transaction never
+  commits, the same message is delivered again and, seeing its own offset, fuses again; any other
+  message for a request that is no longer open is a duplicate or late.
+
+  Whom a request waits for: every model in ARGV[3] (breaker closed) and, for the first ARGV[5]
+  requests this call opens, the half-open models in ARGV[4] (probes). It closes when all of them
+  answered and at least `quorum` models answered OK; otherwise at its deadline record. Models that
+  are not awaited still join, and whatever they answered before the request closed is used.
+
+  Once fusing, the request id is also kept in a small per-partition "fused" hash bucketed by the
+  request's creation minute. Buckets are dropped once no request in them was fused for
+  `fusedMemoryMs` of log time (Kafka timestamps, so an outage evicts nothing). A message for a
+  request without state is checked against them: fused already (late), older than what is
+  remembered (expired), or new.
+
+  Input:
+    KEYS[1] partition key prefix, e.g. "es:{p3}:" (request keys: prefix.."req:"..id and ..":m",
+            fused buckets: prefix.."fused:"..minute)
+    KEYS[2] the partition's deadline index (sorted set, score = deadline in ms)
+    KEYS[3] the partition's epoch (hash: "floor" = creation time below which nothing is remembered);
+            missing means this partition's state was lost (Redis restarted empty, flushed, failed over)
+    KEYS[4] the partition's fused-bucket index (sorted set: minute -> last log time a request in it fused)
+
+    ARGV[1] now, ms since epoch
+    ARGV[2] TTL of a request's state, ms (outlives the deadline so late answers are recognised)
+    ARGV[3] models every request waits for, comma separated
+    ARGV[4] half-open models that probe requests also wait for, comma separated
+    ARGV[5] how many new requests may be probes
+    ARGV[6] quorum: fewest OK answers for a request to close before its deadline
+    ARGV[7] log time of the batch (Kafka timestamp of its last message), ms
+    ARGV[8] how long fused requests are remembered, ms of log time
+    ARGV[9] number of messages, n
+    then 7 values per message:
+      kind ("p" prediction, "d" deadline record), request id, model id ("" for "d"),
+      Kafka offset, request creation time (ms; "0" for "d"), deadline (ms since epoch; "0" for "d"),
+      ok ("1" if the prediction's status is OK), payload (prediction bytes; "" for "d")
+
+  Output: {-1} if the epoch is missing (nothing was changed), else one array per message, in order,
+  then the number of probe requests opened:
+    {0}                                               pending: still waiting for models
+    {1, why, awaited, probes, model1, bytes1, ...}    fuse now; why = "all" or "deadline"; awaited
+                                                      and probes comma separated; then every
+                                                      stored prediction
+    {2}                                               duplicate: this model's answer was already joined
+    {3}                                               late: the request was already fused without it
+    {4}                                               deadline record for a request no longer open
+    {5}                                               expired: the request is older than what the
+                                                      partition remembers of fused requests
+]]
+local prefix = KEYS[1]
+local deadlines = KEYS[2]
+local epoch = KEYS[3]
+local fusedIndex = KEYS[4]
+if redis.call('EXISTS', epoch) == 0 then return {-1} end
+
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local function csv(s)
+  local out = {}
+  for m in string.gmatch(s, '[^,]+') do out[#out + 1] = m end
+  return out
+end
+local waitFor = csv(ARGV[3])
+local probeModels = ARGV[4]
+local probeBudget = tonumber(ARGV[5])
+local quorum = tonumber(ARGV[6])
+local logTime = tonumber(ARGV[7])
+local fusedMemory = tonumber(ARGV[8])
+local n = tonumber(ARGV[9])
+local floor = tonumber(redis.call('HGET', epoch, 'floor') or '0')
+local MINUTE = 60000
+local probesOpened = 0
+
+local function bucketKey(createdAt)
+  return prefix .. 'fused:' .. math.floor(createdAt / MINUTE)
+end
+
+local function awaitedOf(stateKey)
+  local pw = redis.call('HGET', stateKey, 'pw')
+  if pw and pw ~= '' then
+    if ARGV[3] == '' then return pw end
+    return ARGV[3] .. ',' .. pw
+  end
+  return ARGV[3]
+end
+
+-- {1, why, awaited, probes, model1, bytes1, ...} from one HGETALL reply.
+local function fuseOutcome(why, awaited, probes, all)
+  local out = {1, why, awaited, probes}
+  for i = 1, #all do out[#out + 1] = all[i] end
+  return out
+end
+
+local function markFusing(stateKey, requestId, offset, awaited, all)
+  local models = {}
+  for i = 1, #all, 2 do models[#models + 1] = all[i] end
+  redis.call('HSET', stateKey, 'st', 'fusing', 'o', offset, 'c', table.concat(models, ','), 'a', awaited)
+  redis.call('ZREM', deadlines, requestId)
+  local createdAt = tonumber(redis.call('HGET', stateKey, 'ca') or '0')
+  local minute = math.floor(createdAt / MINUTE)
+  redis.call('HSET', prefix .. 'fused:' .. minute, requestId, '1')
+  redis.call('ZADD', fusedIndex, 'GT', logTime, minute)
+end
+
+-- The stored predictions if every awaited model answered and quorum is met, else nil.
+local function completeJoin(stateKey, predKey, stored)
+  local need = csv(awaitedOf(stateKey))
+  if stored < #need or stored < quorum then return nil end
+  if tonumber(redis.call('HGET', stateKey, 'k') or '0') < quorum then return nil end
+  local all = redis.call('HGETALL', predKey)
+  local have = {}
+  for i = 1, #all, 2 do have[all[i]] = true end
+  for _, m in ipairs(need) do
+    if not have[m] then return nil end
+  end
+  return all
+end
+
+local function contributed(stateKey, model)
+  local c = redis.call('HGET', stateKey, 'c')
+  if not c then return false end
+  for m in string.gmatch(c, '[^,]+') do
+    if m == model then return true end
+  end
+  return false
+end
+
+-- A request without state: fused and forgotten (late), older than memory (expired), or new (nil).
+local function unknownRequest(requestId, createdAt)
+  if redis.call('HEXISTS', bucketKey(createdAt), requestId) == 1 then return 3 end
+  if createdAt < floor then return 5 end
+  return nil
+end
+
+local function openRequest(stateKey, predKey, requestId, createdAt, deadline)
+  local pw = ''
+  if probeBudget > probesOpened and probeModels ~= '' then
+    pw = probeModels
+    probesOpened = probesOpened + 1
+  end
+  redis.call('HSET', stateKey, 'st', 'open', 'dl', deadline, 'ca', createdAt, 'pw', pw, 'k', 0)
+  redis.call('PEXPIRE', stateKey, ttl)
+  redis.call('ZADD', deadlines, deadline, requestId)
+end
+
+local results = {}
+for i = 0, n - 1 do
+  local base = 10 + i * 8
+  local kind = ARGV[base]
+  local requestId = ARGV[base + 1]
+  local model = ARGV[base + 2]
+  local offset = ARGV[base + 3]
+  local createdAt = tonumber(ARGV[base + 4])
+  local deadline = ARGV[base + 5]
+  local ok = ARGV[base + 6]
+  local payload = ARGV[base + 7]
+  local stateKey = prefix .. 'req:' .. requestId
+  local predKey = stateKey .. ':m'
+
+  local state = redis.call('HGET', stateKey, 'st')
+  local verdict = nil
+  if kind == 'p' and not state then
+    verdict = unknownRequest(requestId, createdAt)
+    if not verdict then
+      openRequest(stateKey, predKey, requestId, createdAt, deadline)
+      state = 'open'
+    end
+  end
+  -- How many predictions the request holds after this one joined; 0 when it did not join.
+  local stored = 0
+  if state == 'open' and kind == 'p' and redis.call('HSETNX', predKey, model, payload) == 1 then
+    stored = redis.call('HLEN', predKey)
+    if ok == '1' then redis.call('HINCRBY', stateKey, 'k', 1) end
+    if stored == 1 then redis.call('PEXPIRE', predKey, ttl) end
+  end
+
+  if verdict then
+    results[#results + 1] = {verdict}
+  elseif state == 'open' then
+    if kind == 'd' then
+      local all = redis.call('HGETALL', predKey)
+      local awaited = awaitedOf(stateKey)
+      local probes = redis.call('HGET', stateKey, 'pw') or ''
+      markFusing(stateKey, requestId, offset, awaited, all)
+      results[#results + 1] = fuseOutcome('deadline', awaited, probes, all)
+    elseif stored == 0 then
+      results[#results + 1] = {2}
+    else
+      local all = completeJoin(stateKey, predKey, stored)
+      if all then
+        local awaited = awaitedOf(stateKey)
+        local probes = redis.call('HGET', stateKey, 'pw') or ''
+        markFusing(stateKey, requestId, offset, awaited, all)
+        results[#results + 1] = fuseOutcome('all', awaited, probes, all)
+      else
+        results[#results + 1] = {0}
+      end
+    end
+  elseif state == 'fusing' and redis.call('HGET', stateKey, 'o') == offset then
+    -- The message that fused this request, delivered again: its transaction did not commit.
+    local why = 'all'
+    if kind == 'd' then why = 'deadline' end
+    local probes = redis.call('HGET', stateKey, 'pw') or ''
+    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, 'a') or '', probes, redis.call('HGETALL', predKey))
+  elseif kind == 'd' then
+    results[#results + 1] = {4}
+  elseif state and contributed(stateKey, model) then
+    results[#results + 1] = {2}
+  else
+    results[#results + 1] = {3}
+  end
+end
+
+-- Forget fused buckets in which nothing fused for fusedMemory of log time.
+local stale = redis.call('ZRANGEBYSCORE', fusedIndex, '-inf', logTime - fusedMemory, 'LIMIT', 0, 16)
+for _, minute in ipairs(stale) do
+  redis.call('DEL', prefix .. 'fused:' .. minute)
+  redis.call('ZREM', fusedIndex, minute)
+  local upTo = (tonumber(minute) + 1) * MINUTE
+  if upTo > floor then
+    floor = upTo
+    redis.call('HSET', epoch, 'floor', floor)
+  end
+end
+
+results[#results + 1] = probesOpened
+return results
