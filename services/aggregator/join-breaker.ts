@@ -18,7 +18,7 @@ export interface JoinBreakerOptions {
   volumeThreshold: number;
   /** How long an open breaker waits before probing the model again, ms. @defaultValue 5000 */
   resetTimeout: number;
-  /** Length of the rolling window of outcomes, ms. @defaultValue 5000 */
+  /** Length of the rolling window of outcomes, ms. @defaultValue 3000 */
   rollingCountTimeout: number;
   /** How many new requests wait for a half-open model, per probe round. @defaultValue 3 */
   probeRequests: number;
@@ -33,7 +33,7 @@ export const JOIN_BREAKER_DEFAULTS: JoinBreakerOptions = {
   errorThresholdPercentage: 50,
   volumeThreshold: 10,
   resetTimeout: 5000,
-  rollingCountTimeout: 5000,
+  rollingCountTimeout: 3000,
   probeRequests: 3,
   warmupMs: 10_000,
 };

@@ -88,7 +88,7 @@ describe('join semantics under real traffic', () => {
     // flaky answers after the deadline; m2 is delivered again after fusion.
     await produce(kafka, topics.predictions, requests.flatMap((r) => [predictionMessage(r, 'flaky', p), predictionMessage(r, 'm2', p)]));
     await eventually(() => (aggregator.stats.late.flaky ?? 0) >= requests.length, 'late answers counted');
-    await new Promise((r) => setTimeout(r, 1000));
+    await pipeline.drained(fused);
     await fused.stop();
 
     expect(fused.received).toHaveLength(requests.length);
@@ -116,7 +116,7 @@ describe('join semantics under real traffic', () => {
     await firstHalf;
     await produce(kafka, topics.features, Array.from({ length: total / 2 }, (_, i) => featureMessage(`req-${total / 2 + i}`, FEATURES)));
     await eventually(() => fused.received.length >= total, `${total} results`, 90_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await pipeline.drained(fused);
     await fused.stop();
 
     const counts = countByKey(fused.received);

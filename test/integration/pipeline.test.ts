@@ -36,7 +36,7 @@ describe('the pipeline on real Kafka and Redis', () => {
     });
     await produce(kafka, topics.features, messages);
     await eventually(() => fused.received.length >= requests, `${requests} fused results`);
-    await new Promise((r) => setTimeout(r, 1000)); // room for a duplicate to show up
+    await pipeline.drained(fused);
     await fused.stop();
 
     const counts = countByKey(fused.received);
@@ -69,7 +69,7 @@ describe('the pipeline on real Kafka and Redis', () => {
     const requests = 40;
     await produce(kafka, topics.features, Array.from({ length: requests }, (_, r) => featureMessage(`req-${r}`, [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0, 0, 1])));
     await eventually(() => fused.received.length >= requests, `${requests} partial results`);
-    await new Promise((r) => setTimeout(r, 1000));
+    await pipeline.drained(fused);
     await fused.stop();
 
     expect(countByKey(fused.received).size).toBe(requests);

@@ -11,6 +11,7 @@ import { RedisKeys } from '../../services/shared/redis-keys.js';
 import { allTopics, type Topics, withPrefix } from '../../services/shared/topics.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
 import { ModelWorker, type WorkerOptions } from '../../services/worker/worker.js';
+import { endOffsets } from '../../services/shared/topic-range.js';
 import { uniqueName } from './ids.js';
 import { testInfra } from './infra.js';
 
@@ -97,12 +98,25 @@ export class TestPipeline {
       config,
       joinStore: new JoinStore(redis, this.keys, joinStoreOptions(config)),
       logger: quietLogger,
-      groupId: `${this.topics.predictions}-aggregator`,
+      groupId: this.aggregatorGroup,
       sweepIntervalMs: 50,
     });
     await aggregator.start();
     this.aggregators.push(aggregator);
     return aggregator;
+  }
+
+  get aggregatorGroup(): string {
+    return `${this.topics.predictions}-aggregator`;
+  }
+
+  /**
+   * Resolves once the aggregators committed every prediction written so far and `fused` read every
+   * result committed by then: whatever the pipeline will emit for what it was given is in `fused`.
+   */
+  async drained(fused: { caughtUp: (timeoutMs?: number) => Promise<void> }, timeoutMs = 60_000): Promise<void> {
+    await untilConsumed(this.kafka, this.aggregatorGroup, this.topics.predictions, timeoutMs);
+    await fused.caughtUp(timeoutMs);
   }
 
   async stop(): Promise<void> {
@@ -125,22 +139,55 @@ export function featureMessage(requestId: string, features: number[], createdAtM
   return { key: requestId, value: codecs.featureEvent.encode({ requestId, createdAtMs, features, deadlineMs }), headers: codecs.featureEvent.headers };
 }
 
-/** Reads a topic from the beginning (read_committed) into a list, until `stop` is called. */
+/**
+ * Reads a topic from the beginning (read_committed) into a list, until `stop` is called.
+ * `caughtUp()` resolves once the reader has passed every partition's end offset as it was when
+ * called (transaction markers included): nothing written before that can still arrive, so a test
+ * proves absence by position, never by sleeping.
+ */
 export async function tail<T>(kafka: Kafka, topic: string, decode: (value: Buffer | null, headers: Message['headers']) => T) {
-  const received: { key: string; value: T; receivedAtMs: number }[] = [];
+  const received: { key: string; value: T; receivedAtMs: number; partition: number; offset: string }[] = [];
+  const positions = new Map<number, bigint>();
   const consumer = kafka.consumer({ groupId: uniqueName('tail'), readUncommitted: false, maxWaitTimeInMs: 20 });
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const next = BigInt(payload.lastOffset) + 1n;
+    if (next > (positions.get(payload.partition) ?? 0n)) positions.set(payload.partition, next);
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
-      received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now() });
+    eachMessage: async ({ message, partition }) => {
+      received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now(), partition, offset: message.offset });
     },
   });
-  return { received, stop: () => consumer.disconnect() };
+  const caughtUp = async (timeoutMs = 60_000) => {
+    const ends = await endOffsets(kafka, topic);
+    await eventually(() => [...ends].every(([p, end]) => end === 0n || (positions.get(p) ?? 0n) >= end), `the reader of ${topic} at its end offsets`, timeoutMs);
+  };
+  return { received, caughtUp, stop: () => consumer.disconnect() };
 }
 
 export function tailFused(kafka: Kafka, topics: Topics) {
   return tail<FusedPrediction>(kafka, topics.fused, (v, h) => codecs.fusedPrediction.decode(v, h as never));
+}
+
+/** Polls until `groupId` has committed offsets at the end of every partition of `topic` (as the end is then). */
+export async function untilConsumed(kafka: Kafka, groupId: string, topic: string, timeoutMs = 60_000): Promise<void> {
+  const ends = await endOffsets(kafka, topic);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+      if ([...ends].every(([p, end]) => end === 0n || (at.get(p) ?? -1n) >= end)) return;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${groupId} to consume ${topic}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Polls until `check` holds (or throws after `timeoutMs` with `what`). */
