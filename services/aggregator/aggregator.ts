@@ -1,13 +1,16 @@
 import type { Redis } from 'ioredis';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { deadLetterMessage } from '../shared/dead-letters.js';
+import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
+import { deadlineRequestId } from '../shared/control-records.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
-import { fetchOptions, header } from '../shared/kafka.js';
+import { rejectMessage } from '../shared/ingress.js';
+import { fetchOptions } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
+import { PoisonGuard } from '../shared/poison-guard.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
-import { CONTROL_DEADLINE, GROUPS, HEADERS, type Topics } from '../shared/topics.js';
+import { GROUPS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from './config.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { staticFuser } from './fuser-factory.js';
@@ -37,6 +40,10 @@ export interface AggregatorOptions {
   sweepIntervalMs?: number;
   /** @defaultValue FETCH_DEFAULTS */
   fetch?: FetchSettings;
+  /** The secret the aggregators sign deadline records with (control-records.ts). */
+  controlSecret: Buffer;
+  /** Called when the consumer is gone for good. @defaultValue logs it */
+  onFatal?: FatalHandler;
 }
 
 /** Running totals since start, for reports and tests. */
@@ -72,6 +79,7 @@ export class Aggregator {
   readonly health: ModelHealth;
   private readonly groupId: string;
   private readonly service = 'aggregator';
+  private readonly guard: PoisonGuard;
 
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
@@ -87,6 +95,8 @@ export class Aggregator {
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
     });
+    watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
+    this.guard = new PoisonGuard(o.logger, this.service);
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
@@ -95,6 +105,7 @@ export class Aggregator {
       kafka: o.kafka,
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
       predictionsTopic: o.topics.predictions,
+      controlSecret: o.controlSecret,
       intervalMs: o.sweepIntervalMs ?? 100,
       logger: o.logger,
     });
@@ -107,7 +118,8 @@ export class Aggregator {
       autoCommit: false,
       // Partitions have their own producers, so their batches (and transactions) run side by side.
       partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.guard.run(payload, (p) => this.onBatch(p)),
     });
     await this.sweeper.start();
     this.o.logger.info('aggregator started', { group: this.groupId, strategy: this.o.config.strategy, models: this.expected });
@@ -134,11 +146,12 @@ export class Aggregator {
     const deadLetters: Message[] = [];
 
     for (const m of batch.messages) {
-      if (header(m.headers, HEADERS.control) === CONTROL_DEADLINE && m.key !== null) {
-        entries.push({ kind: 'deadline', requestId: m.key.toString('utf8'), offset: m.offset });
-        continue;
-      }
       try {
+        const expires = deadlineRequestId(m, partition, this.o.controlSecret);
+        if (expires !== undefined) {
+          entries.push({ kind: 'deadline', requestId: expires, offset: m.offset });
+          continue;
+        }
         const p = this.ingress.accept(m);
         const deadlineAtMs = p.requestCreatedAtMs + (p.deadlineMs ?? this.o.config.deadlineMs);
         if (now >= p.requestCreatedAtMs + this.o.config.stateTtlMs) {
@@ -150,8 +163,7 @@ export class Aggregator {
         decoded.set(`${p.requestId}\n${p.modelId}`, { bytes: m.value as Buffer, prediction: p });
       } catch (error) {
         if (!(error instanceof InvalidMessageError)) throw error;
-        deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, now));
-        this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+        deadLetters.push(rejectMessage(batch, m, error, this.service, now, this.o.logger));
       }
     }
 

@@ -1,13 +1,15 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { CONTROL_DEADLINE, HEADERS } from '../shared/topics.js';
+import { deadlineRecord } from '../shared/control-records.js';
 import type { JoinStore } from './join-store.js';
 
 export interface DeadlineSweeperOptions {
   kafka: Kafka;
   joinStore: JoinStore;
   predictionsTopic: string;
+  /** Signs the deadline records (control-records.ts). */
+  controlSecret: Buffer;
   intervalMs: number;
   logger: Logger;
   /** How long a claim holds before another instance may claim the same request. @defaultValue 5000 */
@@ -62,7 +64,7 @@ export class DeadlineSweeper {
       claimed += due.length;
       await this.producer.send({
         topic: this.o.predictionsTopic,
-        messages: due.map((requestId) => ({ key: requestId, value: null, partition, headers: { [HEADERS.control]: CONTROL_DEADLINE } })),
+        messages: due.map((requestId) => deadlineRecord(requestId, partition, this.o.controlSecret)),
       });
     }
     return claimed;

@@ -14,6 +14,9 @@ import { ModelWorker, type WorkerOptions } from '../../services/worker/worker.js
 import { uniqueName } from './ids.js';
 import { testInfra } from './infra.js';
 
+/** What the test aggregators sign deadline records with. */
+export const TEST_CONTROL_SECRET = Buffer.from('ensemble-stream test control secret');
+
 export const quietLogger = createLogger('test', (process.env.LOG_LEVEL as 'debug' | undefined) ?? 'error');
 
 export function testKafka(clientId = 'ensemble-stream-test'): Kafka {
@@ -100,6 +103,7 @@ export class TestPipeline {
       instanceId,
       logger: quietLogger,
       groupId: `${this.topics.predictions}-aggregator`,
+      controlSecret: TEST_CONTROL_SECRET,
       sweepIntervalMs: 50,
     });
     await aggregator.start();
