@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Kafka, Message } from 'kafkajs';
-import { Aggregator } from '../../services/aggregator/aggregator.js';
+import { Aggregator, type AggregatorOptions } from '../../services/aggregator/aggregator.js';
 import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
 import { JoinStore } from '../../services/aggregator/join-store.js';
 import { codecs } from '../../services/shared/codec.js';
@@ -90,6 +90,11 @@ export class TestPipeline {
   }
 
   async startAggregator(config: AggregatorConfig, instanceId = uniqueName('agg')): Promise<Aggregator> {
+    return this.startAggregatorWith(config, { instanceId });
+  }
+
+  async startAggregatorWith(config: AggregatorConfig, options: Partial<AggregatorOptions> = {}): Promise<Aggregator> {
+    const instanceId = options.instanceId ?? uniqueName('agg');
     const redis = new Redis(testInfra().redisUrl);
     const sweeperRedis = new Redis(testInfra().redisUrl);
     this.redis.push(redis, sweeperRedis);
@@ -105,6 +110,7 @@ export class TestPipeline {
       groupId: `${this.topics.predictions}-aggregator`,
       controlSecret: TEST_CONTROL_SECRET,
       sweepIntervalMs: 50,
+      ...options,
     });
     await aggregator.start();
     this.aggregators.push(aggregator);
