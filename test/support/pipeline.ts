@@ -140,15 +140,20 @@ export function featureMessage(requestId: string, features: number[], createdAtM
 /** Reads a topic from the beginning (read_committed) into a list, until `stop` is called. */
 export async function tail<T>(kafka: Kafka, topic: string, decode: (value: Buffer | null, headers: Message['headers']) => T) {
   const received: { key: string; value: T; receivedAtMs: number }[] = [];
-  const consumer = kafka.consumer({ groupId: uniqueName('tail'), readUncommitted: false, maxWaitTimeInMs: 20 });
+  const groupId = uniqueName('tail');
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
-      received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now() });
+    // Batches, not messages: a batch's resolved offset includes a trailing transaction marker, so the
+    // reader's committed offset reaches the topic's end (see support/consumed.ts).
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) {
+        received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now() });
+      }
     },
   });
-  return { received, stop: () => consumer.disconnect() };
+  return { received, groupId, topic, stop: () => consumer.disconnect() };
 }
 
 export function tailFused(kafka: Kafka, topics: Topics) {
