@@ -1,6 +1,7 @@
 import type { Message } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MODEL_HEALTH_DEFAULTS } from '../../services/aggregator/model-health.js';
+import { createRng } from '../../services/ml/random.js';
 import { codecs } from '../../services/shared/codec.js';
 import { deadlineRecord } from '../../services/shared/control-records.js';
 import type { DeadLetter, FeatureEvent, FusedPrediction, Prediction } from '../../services/shared/records.js';
@@ -27,18 +28,6 @@ const VERSION = 'fuzz-1';
 /** Markers in a model's slice of the features that make the fuzz model misbehave. */
 const SHORT_OUTPUT = 0.111;
 const NAN_OUTPUT = 0.222;
-
-/** mulberry32: small, seeded, good enough to shuffle and draw. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A model that answers its own slice of the features, and misbehaves on the markers. */
 class FuzzRunner implements ModelRunner {
@@ -98,7 +87,7 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
   });
 
   it(`every bad message gets its dead letter or documented outcome, every valid request one result (seed ${SEED})`, async () => {
-    const random = rng(SEED);
+    const random = createRng(SEED);
     const now = Date.now();
     const kafka = testKafka();
     const topics = await createTestTopics(kafka, 3);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { scanAvro } from '../../services/shared/bounded-avro.js';
 import { codecs } from '../../services/shared/codec.js';
-import { InvalidMessageError } from '../../services/shared/errors.js';
+import { invalidMessage } from '../support/errors.js';
 
 /** The message from the report: a FeatureEvent whose features array declares ~4 billion items. */
 const HUGE_ARRAY = Buffer.from('146172726179 2d6875676500 80a0d9e61d'.replace(/ /g, ''), 'hex');
@@ -9,16 +9,6 @@ const HUGE_ARRAY = Buffer.from('146172726179 2d6875676500 80a0d9e61d'.replace(/ 
 /** Zig-zag varints of the largest and smallest longs. */
 const MAX_LONG = Buffer.from('feffffffffffffffff01', 'hex');
 const MIN_LONG = Buffer.from('ffffffffffffffffff01', 'hex');
-
-function undecodable(run: () => unknown): InvalidMessageError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InvalidMessageError) return error;
-    throw error;
-  }
-  throw new Error('expected an InvalidMessageError');
-}
 
 const samples = {
   featureEvent: { requestId: 'r-1', createdAtMs: 1_790_000_000_000, features: [1, 2, 3], deadlineMs: 500 },
@@ -53,7 +43,7 @@ const samples = {
 
 describe('bounded Avro decoding', () => {
   it('refuses the 17-byte message that declares a 4-billion-item array, without allocating it', () => {
-    const error = undecodable(() => codecs.featureEvent.decode(HUGE_ARRAY, codecs.featureEvent.headers));
+    const error = invalidMessage(() => codecs.featureEvent.decode(HUGE_ARRAY, codecs.featureEvent.headers));
     expect(error.code).toBe('UNDECODABLE');
     expect(error.message).toMatch(/items/);
   });
@@ -69,7 +59,7 @@ describe('bounded Avro decoding', () => {
       for (const [start, end] of fields) {
         for (const extreme of [MAX_LONG, MIN_LONG]) {
           const message = Buffer.concat([bytes.subarray(0, start), extreme, bytes.subarray(end)]);
-          expect(undecodable(() => codec.decode(message, codec.headers)).code).toBe('UNDECODABLE');
+          expect(invalidMessage(() => codec.decode(message, codec.headers)).code).toBe('UNDECODABLE');
           forged++;
         }
       }
@@ -80,8 +70,8 @@ describe('bounded Avro decoding', () => {
   it('holds collections and values to the configured ceilings', () => {
     const bytes = codecs.featureEvent.encode({ requestId: 'r', createdAtMs: 1, features: [1, 2, 3, 4], deadlineMs: null });
     expect(codecs.featureEvent.decode(bytes, codecs.featureEvent.headers).features).toHaveLength(4);
-    expect(undecodable(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 3, maxValueBytes: 100 })).message).toMatch(/limit of 3/);
-    expect(undecodable(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 10, maxValueBytes: 0 })).message).toMatch(/limit of 0/);
+    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 3, maxValueBytes: 100 })).message).toMatch(/limit of 3/);
+    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 10, maxValueBytes: 0 })).message).toMatch(/limit of 0/);
   });
 
   it('refuses enum and union indexes out of range and varints that never end', () => {
@@ -89,10 +79,10 @@ describe('bounded Avro decoding', () => {
     // requestId "r-1", modelId "m", modelVersion "v": the status enum index is at byte 8.
     const badEnum = Buffer.from(p);
     badEnum[8] = 0x0a;
-    expect(undecodable(() => codecs.prediction.decode(badEnum, codecs.prediction.headers)).message).toMatch(/enum index 5/);
+    expect(invalidMessage(() => codecs.prediction.decode(badEnum, codecs.prediction.headers)).message).toMatch(/enum index 5/);
     const badUnion = Buffer.from(p);
     badUnion[9] = 0x08;
-    expect(undecodable(() => codecs.prediction.decode(badUnion, codecs.prediction.headers)).message).toMatch(/union branch 4/);
-    expect(undecodable(() => codecs.label.decode(Buffer.alloc(12, 0xff), codecs.label.headers)).message).toMatch(/varint/);
+    expect(invalidMessage(() => codecs.prediction.decode(badUnion, codecs.prediction.headers)).message).toMatch(/union branch 4/);
+    expect(invalidMessage(() => codecs.label.decode(Buffer.alloc(12, 0xff), codecs.label.headers)).message).toMatch(/varint/);
   });
 });
