@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Kafka, Message } from 'kafkajs';
-import { ensureTopics } from '../services/shared/kafka.js';
+import { ensureTopics, IDEMPOTENT_RETRY } from '../services/shared/kafka.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import { cpuSeconds } from './process-stats.js';
 
@@ -118,7 +118,7 @@ function consumerPerformance(toolsLib: string, brokers: string[], topic: string,
 }
 
 async function kafkajsProduceRate(kafka: Kafka, topic: string, records: number, valueBytes: number): Promise<number> {
-  const producer = kafka.producer({ idempotent: true });
+  const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
   await producer.connect();
   const value = randomBytes(valueBytes);
   const started = performance.now();

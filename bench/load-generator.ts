@@ -1,5 +1,5 @@
 import { loadDataset } from '../services/ml/dataset.js';
-import { createKafka } from '../services/shared/kafka.js';
+import { createKafka, IDEMPOTENT_RETRY } from '../services/shared/kafka.js';
 import { createLogger } from '../services/shared/log.js';
 import { replayFeatures, type ReplayRow } from '../services/cli/stream-client.js';
 import type { LoadSent, RunLoad } from './load-driver.js';
@@ -12,7 +12,7 @@ import type { LoadSent, RunLoad } from './load-driver.js';
 async function main(): Promise<void> {
   const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
   const kafka = createKafka({ brokers, clientId: 'ensemble-stream-bench-load', logger: createLogger('bench-load', 'warn') });
-  const producer = kafka.producer({ idempotent: true });
+  const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
   await producer.connect();
   const data = await loadDataset('letter');
   const send = (message: LoadSent) => process.send?.(message);

@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { Batch, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
+import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError } from '../shared/errors.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
+import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
@@ -38,6 +40,10 @@ export interface AggregatorOptions {
   sessionTimeoutMs?: number;
   /** @defaultValue FETCH_DEFAULTS */
   fetch?: FetchSettings;
+  /** The secret the aggregators sign deadline records with (control-records.ts). */
+  controlSecret: Buffer;
+  /** Called when the consumer is gone for good. @defaultValue logs it */
+  onFatal?: FatalHandler;
 }
 
 /** Running totals since start, for reports and tests. */
@@ -91,6 +97,7 @@ export class Aggregator {
   readonly health: ModelHealth;
   private readonly groupId: string;
   private readonly service = 'aggregator';
+  private readonly guard: PoisonGuard;
 
   constructor(private readonly o: AggregatorOptions) {
     this.groupId = o.groupId ?? GROUPS.aggregator;
@@ -106,6 +113,8 @@ export class Aggregator {
       sessionTimeout: o.sessionTimeoutMs ?? 4000,
       heartbeatInterval: 500,
     });
+    watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
+    this.guard = new PoisonGuard(o.logger, this.service);
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
@@ -114,6 +123,7 @@ export class Aggregator {
       kafka: o.kafka,
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
       predictionsTopic: o.topics.predictions,
+      controlSecret: o.controlSecret,
       intervalMs: o.sweepIntervalMs ?? 100,
       logger: o.logger,
     });
@@ -126,7 +136,9 @@ export class Aggregator {
       autoCommit: false,
       // Partitions have their own producers, so their batches (and transactions) run side by side.
       partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
-      eachBatch: (payload) => this.onBatch(payload),
+      // The guard resolves what was handled; a batch left unresolved is fetched again.
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.guard.run(payload, (p) => this.onBatch(p)),
     });
     await this.sweeper.start();
     this.o.logger.info('aggregator started', { group: this.groupId, strategy: this.o.config.strategy, models: this.expected });
@@ -139,26 +151,33 @@ export class Aggregator {
     this.producers.clear();
   }
 
-  private async onBatch(payload: EachBatchPayload): Promise<void> {
+  /**
+   * Returns 'retry' when the batch must be read again (PoisonGuard leaves it unresolved). An error
+   * that may be the messages' fault goes to the guard, which isolates the message that causes it.
+   */
+  private async onBatch(payload: EachBatchPayload): Promise<'retry' | undefined> {
     const { batch, isStale } = payload;
-    if (batch.messages.length === 0 || isStale()) return;
+    if (batch.messages.length === 0 || isStale()) return undefined;
     try {
       await this.processBatch(payload);
       this.failures.delete(batch.partition);
+      return undefined;
     } catch (error) {
+      if (blamesTheMessages(error)) throw error;
       await this.retryLater(payload, error);
+      return 'retry';
     }
   }
 
   private async processBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
     const now = Date.now();
-    const admitted = admit(batch.messages, this.ingress, this.o.config.deadlineMs);
+    const admitted = admit(batch, this.ingress, this.o.config.deadlineMs, this.o.controlSecret);
     const plan = this.health.plan(now);
     const joined = await this.join(batch, admitted, plan, now, heartbeat);
     this.health.probesStarted(plan.probe, joined.probesOpened);
     this.wakeAtDeadlines(admitted, joined);
     const settled = settle(admitted, joined.outcomes, this.fusion, Date.now());
-    const letters = deadLetters(batch, [...admitted.rejected, ...settled.rejected], this.service, now);
+    const letters = deadLetters(batch, [...admitted.rejected, ...settled.rejected], this.service, now, this.o.logger);
     const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
     await this.commit(batch, fused, letters);
     this.counted(batch.partition, settled, letters.length);
@@ -175,7 +194,7 @@ export class Aggregator {
     // Keep the group session alive while Kafka is read back.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
     try {
-      const options = { kafka: this.o.kafka, joinStore: this.o.joinStore, topics: this.o.topics, groupId: this.groupId, deadlineMs: this.o.config.deadlineMs, horizonMs: this.o.config.restoreHorizonMs, logger: this.o.logger };
+      const options = { kafka: this.o.kafka, joinStore: this.o.joinStore, topics: this.o.topics, groupId: this.groupId, deadlineMs: this.o.config.deadlineMs, horizonMs: this.o.config.restoreHorizonMs, logger: this.o.logger, accept: (m: KafkaMessage) => this.ingress.accept(m) };
       await restorePartition(options, batch.partition, BigInt(batch.firstOffset() ?? '0'));
       this.stats.restores++;
     } finally {
@@ -215,11 +234,12 @@ export class Aggregator {
 
   /**
    * A batch failed: the partition's producer may be fenced (another instance owns the partition
-   * now) or Kafka or Redis misbehaved. Drop the producer, read the batch again from its first offset
-   * after a short pause, and keep the consumer running: the join's offset rule makes the retry safe.
+   * now) or Kafka or Redis misbehaved. Drop the producer and, after a short pause, let the batch be
+   * read again (left unresolved), keeping the consumer running: the join's offset rule makes the
+   * retry safe. If the partition moved meanwhile, its new owner reads it instead.
    */
   private async retryLater({ batch, heartbeat }: EachBatchPayload, error: unknown): Promise<void> {
-    const { topic, partition } = batch;
+    const { partition } = batch;
     const attempt = (this.failures.get(partition) ?? 0) + 1;
     this.failures.set(partition, attempt);
     this.stats.retriedBatches++;
@@ -227,7 +247,6 @@ export class Aggregator {
     const producer = this.producers.get(partition);
     this.producers.delete(partition);
     void producer?.then((p) => p.disconnect()).catch(() => undefined);
-    this.consumer.seek({ topic, partition, offset: batch.firstOffset() ?? '0' });
     await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
     await heartbeat().catch(() => undefined);
   }

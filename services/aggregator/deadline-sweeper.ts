@@ -1,14 +1,16 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { describeError } from '../shared/errors.js';
+import { deadlineRecord } from '../shared/control-records.js';
 import { retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import { CONTROL_DEADLINE, HEADERS } from '../shared/topics.js';
 import type { JoinStore } from './join-store.js';
 
 export interface DeadlineSweeperOptions {
   kafka: Kafka;
   joinStore: JoinStore;
   predictionsTopic: string;
+  /** Signs the deadline records (control-records.ts). */
+  controlSecret: Buffer;
   intervalMs: number;
   logger: Logger;
   /** How long a claim holds before another instance may claim the same request. @defaultValue 5000 */
@@ -90,7 +92,7 @@ export class DeadlineSweeper {
     // Every partition claimed at once (pipelined on one connection), then one produce request.
     const partitions = Array.from({ length: this.partitions }, (_, p) => p);
     const due = await Promise.all(partitions.map((p) => this.o.joinStore.claimDue(p, nowMs, this.o.leaseMs ?? 5000, this.o.claimLimit ?? 1000)));
-    const messages = due.flatMap((ids, partition) => ids.map((requestId) => ({ key: requestId, value: null, partition, headers: { [HEADERS.control]: CONTROL_DEADLINE } })));
+    const messages = due.flatMap((ids, partition) => ids.map((requestId) => deadlineRecord(requestId, partition, this.o.controlSecret, nowMs)));
     if (messages.length > 0) await this.producer.send({ topic: this.o.predictionsTopic, messages, acks: -1 });
     return messages.length;
   }

@@ -1,10 +1,10 @@
 import type { KafkaMessage, Message } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { deadLetterMessage } from '../shared/dead-letters.js';
+import { deadlineRequestId } from '../shared/control-records.js';
 import { type EnsembleError, InvalidMessageError } from '../shared/errors.js';
-import { header } from '../shared/kafka.js';
+import { rejectMessage } from '../shared/ingress.js';
+import type { Logger } from '../shared/log.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
-import { CONTROL_DEADLINE, HEADERS } from '../shared/topics.js';
 import type { JoinEntry, JoinOutcome } from './join-store.js';
 import type { ClosedRequest } from './model-health.js';
 import type { PredictionIngress } from './prediction-ingress.js';
@@ -20,8 +20,12 @@ export interface BatchSource {
   partition: number;
 }
 
+export interface SourceBatch extends BatchSource {
+  messages: KafkaMessage[];
+}
+
 export interface Rejected {
-  message: Pick<KafkaMessage, 'offset' | 'key' | 'value'>;
+  message: KafkaMessage;
   error: EnsembleError;
 }
 
@@ -32,16 +36,18 @@ export interface Admitted {
   rejected: Rejected[];
 }
 
-export function admit(messages: readonly KafkaMessage[], ingress: PredictionIngress, deadlineMs: number): Admitted {
+/** `controlSecret` authenticates deadline records (control-records.ts); a forged one is rejected. */
+export function admit(batch: SourceBatch, ingress: PredictionIngress, deadlineMs: number, controlSecret: Buffer): Admitted {
   const entries: JoinEntry[] = [];
   const decoded = new Map<string, { bytes: Buffer; prediction: Prediction }>();
   const rejected: Rejected[] = [];
-  for (const m of messages) {
-    if (header(m.headers, HEADERS.control) === CONTROL_DEADLINE && m.key !== null) {
-      entries.push({ kind: 'deadline', requestId: m.key.toString('utf8'), offset: m.offset });
-      continue;
-    }
+  for (const m of batch.messages) {
     try {
+      const expires = deadlineRequestId(m, batch.partition, controlSecret);
+      if (expires !== undefined) {
+        entries.push({ kind: 'deadline', requestId: expires, offset: m.offset });
+        continue;
+      }
       const p = ingress.accept(m);
       decoded.set(`${p.requestId}\n${p.modelId}`, { bytes: m.value as Buffer, prediction: p });
       entries.push({
@@ -102,7 +108,8 @@ export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fus
       out.late.push(entry.modelId);
     } else if (outcome.kind === 'expired' && entry.kind === 'prediction') {
       const error = new ExpiredPredictionError(entry.requestId, entry.requestCreatedAtMs);
-      out.rejected.push({ message: { offset: entry.offset, key: Buffer.from(entry.requestId), value: entry.payload }, error });
+      const message = { offset: entry.offset, key: Buffer.from(entry.requestId), value: entry.payload, timestamp: '0', attributes: 0, headers: {} } as KafkaMessage;
+      out.rejected.push({ message, error });
     }
   });
   return out;
@@ -115,9 +122,7 @@ function sameOrDecoded(admitted: Admitted, requestId: string, modelId: string, b
   return here !== undefined && here.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
 }
 
-/** The dead-letter records of a batch's rejected messages. */
-export function deadLetters(source: BatchSource, rejected: readonly Rejected[], service: string, nowMs: number): Message[] {
-  return rejected.map(({ message, error }) =>
-    deadLetterMessage({ topic: source.topic, partition: source.partition, offset: message.offset, key: message.key, value: message.value }, error, service, nowMs),
-  );
+/** The dead-letter records of a batch's rejected messages (each logged). */
+export function deadLetters(source: BatchSource, rejected: readonly Rejected[], service: string, nowMs: number, logger: Logger): Message[] {
+  return rejected.map(({ message, error }) => rejectMessage(source, message, error, service, nowMs, logger));
 }

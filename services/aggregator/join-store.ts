@@ -127,7 +127,7 @@ export class JoinStore {
    * must be restored first (nothing was changed then).
    */
   async joinBatch(partition: number, entries: readonly JoinEntry[], plan: AwaitPlan, nowMs: number, logTimeMs = nowMs): Promise<JoinBatchResult> {
-    if (entries.length === 0) return { outcomes: [], probesOpened: 0 };
+    // Called even with no entries: the epoch check then still tells a lost state early.
     const o = this.options;
     const args: Arg[] = [...this.partitionKeys(partition), nowMs, o.stateTtlMs, plan.waitFor.join(','), plan.probe.join(','), plan.probeBudget, o.quorum, logTimeMs, o.fusedMemoryMs, entries.length];
     for (const e of entries) {

@@ -1,5 +1,6 @@
 import { createKafka } from '../shared/kafka.js';
-import { runUntilSignal } from '../shared/lifecycle.js';
+import { readControlSecret } from '../shared/control-records.js';
+import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { createRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
@@ -14,6 +15,8 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const runtime = readRuntimeConfig(env);
   const config = loadAggregatorConfig(configPath);
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
+  const control = readControlSecret(env);
+  if (control.source === 'generated') logger.warn('ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production', { file: control.file });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `aggregator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
   const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
@@ -29,6 +32,8 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     logger,
     fuser: fusion.fuser,
     fetch: runtime.fetch,
+    controlSecret: control.secret,
+    onFatal: exitProcess('aggregator', logger),
     sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
     sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),

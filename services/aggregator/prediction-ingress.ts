@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { checkSize, requestKey } from '../shared/dead-letters.js';
 import { InvalidMessageError } from '../shared/errors.js';
+import { decodeKeyed } from '../shared/ingress.js';
 import type { Prediction } from '../shared/records.js';
 import type { AggregatorConfig } from './config.js';
 import { FusionError } from './fusion/index.js';
@@ -21,14 +21,14 @@ export class PredictionIngress {
 
   /** The checked prediction; throws InvalidMessageError with the dead-letter reason. */
   accept(message: KafkaMessage): Prediction {
-    checkSize(message.value, this.config.maxMessageBytes);
-    const key = requestKey(message.key);
-    const p = codecs.prediction.decode(message.value, message.headers);
-    if (p.requestId !== key) {
-      throw new InvalidMessageError('KEY_MISMATCH', `message key "${key}" differs from requestId "${p.requestId}"`);
-    }
+    const p = decodeKeyed(message, codecs.prediction, this.config.maxMessageBytes);
     if (!this.models.has(p.modelId)) {
       throw new InvalidMessageError('UNKNOWN_MODEL', `model "${p.modelId}" is not in this aggregator's config`);
+    }
+    if (p.requestCreatedAtMs <= 0) throw new InvalidMessageError('INVALID_TIMESTAMP', `requestCreatedAtMs ${p.requestCreatedAtMs} is not a time`);
+    // Join state lives stateTtlMs: a deadline at or past it could never be met, nor its answers recognised.
+    if (p.deadlineMs !== null && (p.deadlineMs <= 0 || p.deadlineMs >= this.config.stateTtlMs)) {
+      throw new InvalidMessageError('INVALID_DEADLINE', `deadlineMs ${p.deadlineMs} is not between 1 and stateTtlMs (${this.config.stateTtlMs})`);
     }
     if (p.status !== 'OK') return p;
     try {

@@ -1,8 +1,9 @@
 import type { Kafka } from 'kafkajs';
+import type { KafkaMessage } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { header } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import { HEADERS, type Topics } from '../shared/topics.js';
+import type { Prediction } from '../shared/records.js';
+import type { Topics } from '../shared/topics.js';
 import { endOffsets, offsetsAtTime, readRanges } from '../shared/topic-range.js';
 import type { JoinStore, RestoredRequest } from './join-store.js';
 
@@ -15,6 +16,11 @@ export interface StateRestoreOptions {
   deadlineMs: number;
   /** How far back in Kafka the open joins are looked for, ms. */
   horizonMs: number;
+  /**
+   * The aggregator's own ingress: a message it refuses now was dead-lettered when it was consumed,
+   * so it must not join the rebuilt state either. Throws for such a message.
+   */
+  accept: (message: KafkaMessage) => Prediction;
   logger: Logger;
 }
 
@@ -62,34 +68,36 @@ export async function restorePartition(o: StateRestoreOptions, partition: number
   }
   const [predictionsFrom, fusedFrom] = await Promise.all([offsetsAtTime(o.kafka, o.topics.predictions, floor), offsetsAtTime(o.kafka, o.topics.fused, floor)]);
   const requests = new Map<string, RestoredRequest>();
-  let predictionsRead = 0;
-  const from = predictionsFrom.get(partition) ?? committed;
-  await readRanges(o.kafka, o.topics.predictions, new Map([[partition, { from, to: committed }]]), (_, m) => {
-    if (m.value === null || header(m.headers, HEADERS.control) !== undefined) return;
-    let p;
-    try {
-      p = codecs.prediction.decode(m.value, m.headers);
-    } catch {
-      return; // dead-lettered when it was consumed
-    }
-    predictionsRead++;
-    let r = requests.get(p.requestId);
-    if (r === undefined) {
-      r = { requestId: p.requestId, requestCreatedAtMs: p.requestCreatedAtMs, deadlineAtMs: p.requestCreatedAtMs + (p.deadlineMs ?? o.deadlineMs), predictions: [] };
-      requests.set(p.requestId, r);
-    }
-    if (!r.predictions.some((x) => x.modelId === p.modelId)) r.predictions.push({ modelId: p.modelId, ok: p.status === 'OK', payload: m.value });
-  });
-
+  const fusedIds = new Set<string>();
   const fused: { requestId: string; requestCreatedAtMs: number }[] = [];
+  let predictionsRead = 0;
   const fusedEnds = await endOffsets(o.kafka, o.topics.fused);
-  const ranges = new Map([...fusedFrom].map(([p, f]) => [p, { from: f, to: fusedEnds.get(p) ?? f }]));
-  await readRanges(o.kafka, o.topics.fused, ranges, (_, m) => {
-    if (m.value === null) return;
-    const f = codecs.fusedPrediction.decode(m.value, m.headers);
-    fused.push({ requestId: f.requestId, requestCreatedAtMs: f.requestCreatedAtMs });
-    requests.delete(f.requestId);
-  });
+  const from = predictionsFrom.get(partition) ?? committed;
+  // Both topics are read back at once: a restore holds its partition still.
+  await Promise.all([
+    readRanges(o.kafka, o.topics.predictions, new Map([[partition, { from, to: committed }]]), (_, m) => {
+      let p: Prediction;
+      try {
+        p = o.accept(m);
+      } catch {
+        return; // a deadline record, or a message dead-lettered when it was consumed
+      }
+      predictionsRead++;
+      let r = requests.get(p.requestId);
+      if (r === undefined) {
+        r = { requestId: p.requestId, requestCreatedAtMs: p.requestCreatedAtMs, deadlineAtMs: p.requestCreatedAtMs + (p.deadlineMs ?? o.deadlineMs), predictions: [] };
+        requests.set(p.requestId, r);
+      }
+      if (!r.predictions.some((x) => x.modelId === p.modelId)) r.predictions.push({ modelId: p.modelId, ok: p.status === 'OK', payload: m.value as Buffer });
+    }),
+    readRanges(o.kafka, o.topics.fused, new Map([...fusedFrom].map(([p, f]) => [p, { from: f, to: fusedEnds.get(p) ?? f }])), (_, m) => {
+      if (m.value === null) return;
+      const f = codecs.fusedPrediction.decode(m.value, m.headers);
+      fusedIds.add(f.requestId);
+      fused.push({ requestId: f.requestId, requestCreatedAtMs: f.requestCreatedAtMs });
+    }),
+  ]);
+  for (const id of fusedIds) requests.delete(id);
 
   const open = [...requests.values()];
   for (let i = 0; i < Math.max(fused.length, open.length); i += CHUNK) {

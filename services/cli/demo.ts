@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type AggregatorConfig, loadAggregatorConfig } from '../aggregator/config.js';
 import { loadDataset, type DatasetName } from '../ml/dataset.js';
 import { argmax, classificationMetrics, logLoss } from '../ml/metrics.js';
-import { createKafka } from '../shared/kafka.js';
+import { createKafka, IDEMPOTENT_RETRY } from '../shared/kafka.js';
 import { createLogger } from '../shared/log.js';
 import type { EnsembleMetrics } from '../shared/records.js';
 import type { RuntimeConfig } from '../shared/runtime-config.js';
@@ -103,7 +103,7 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
 
     const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${runId}-`, `ensemble-stream.demo.${runId}`);
-    const producer = kafka.producer({ idempotent: true });
+    const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
     await producer.connect();
     say(`4/6 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
     const t0 = Date.now();

@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { IDEMPOTENT_RETRY } from '../shared/kafka.js';
 import { codecs } from '../shared/codec.js';
 import type { EnsembleMetrics, Label } from '../shared/records.js';
 import { startGroupAtEnd, waitFor } from './stream-client.js';
@@ -8,7 +9,7 @@ import { startGroupAtEnd, waitFor } from './stream-client.js';
  * snapshot that has seen all of them, from the metrics topic, and the same figures from Prometheus.
  */
 export async function sendLabels(kafka: Kafka, topic: string, labels: ReadonlyMap<string, string>): Promise<void> {
-  const producer = kafka.producer({ idempotent: true });
+  const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
   await producer.connect();
   try {
     const now = Date.now();

@@ -3,8 +3,8 @@ import type { AggregatorConfig } from '../aggregator/config.js';
 import { PredictionIngress } from '../aggregator/prediction-ingress.js';
 import { argmax } from '../ml/metrics.js';
 import { codecs } from '../shared/codec.js';
-import { checkSize, requestKey } from '../shared/dead-letters.js';
 import { InvalidMessageError } from '../shared/errors.js';
+import { decodeKeyed } from '../shared/ingress.js';
 import { header } from '../shared/kafka.js';
 import { CONTROL_DEADLINE, HEADERS } from '../shared/topics.js';
 import { DDSketch } from './ddsketch.js';
@@ -54,10 +54,7 @@ export class EvaluationIngress {
   }
 
   fused(message: KafkaMessage, nowMs: number): EventEntry {
-    checkSize(message.value, this.config.maxMessageBytes);
-    const key = requestKey(message.key);
-    const f = codecs.fusedPrediction.decode(message.value, message.headers);
-    if (f.requestId !== key) throw new InvalidMessageError('KEY_MISMATCH', `message key "${key}" differs from requestId "${f.requestId}"`);
+    const f = decodeKeyed(message, codecs.fusedPrediction, this.config.maxMessageBytes);
     const latencyMs = f.fusedAtMs - f.requestCreatedAtMs;
     let answer: Buffer = UNSCORABLE;
     if (f.status !== 'INSUFFICIENT') {
@@ -88,10 +85,7 @@ export class EvaluationIngress {
   }
 
   label(message: KafkaMessage): EventEntry {
-    checkSize(message.value, this.config.maxMessageBytes);
-    const key = requestKey(message.key);
-    const l = codecs.label.decode(message.value, message.headers);
-    if (l.requestId !== key) throw new InvalidMessageError('KEY_MISMATCH', `message key "${key}" differs from requestId "${l.requestId}"`);
+    const l = decodeKeyed(message, codecs.label, this.config.maxMessageBytes);
     let target: number;
     if (this.config.task === 'classification') {
       target = l.label === null ? -1 : this.config.classes.indexOf(l.label);

@@ -1,10 +1,14 @@
 import type { Redis } from 'ioredis';
+import { IDEMPOTENT_RETRY } from '../shared/kafka.js';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { AggregatorConfig } from '../aggregator/config.js';
 import { codecs } from '../shared/codec.js';
-import { deadLetterMessage } from '../shared/dead-letters.js';
+import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
+import { rejectMessage } from '../shared/ingress.js';
 import type { Logger } from '../shared/log.js';
+import { FETCH_MAX_BYTES } from '../shared/message-limits.js';
+import { PoisonGuard } from '../shared/poison-guard.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { EvaluatorSettings } from './config.js';
@@ -29,6 +33,8 @@ export interface EvaluatorOptions {
   logger: Logger;
   /** Consumer group; defaults to GROUPS.evaluator. */
   groupId?: string;
+  /** Called when the consumer is gone for good. @defaultValue logs it */
+  onFatal?: FatalHandler;
 }
 
 /** Running totals of this instance since start, for reports and tests. */
@@ -57,6 +63,7 @@ export interface EvaluatorStats {
 export class Evaluator {
   readonly stats: EvaluatorStats = { predictions: 0, fused: 0, labels: 0, scored: 0, skipped: 0, deadLetters: 0, batches: 0, snapshots: 0 };
   private readonly consumer: Consumer;
+  private readonly guard: PoisonGuard;
   private readonly producer: Producer;
   private readonly store: EvaluatorStore;
   private readonly ingress: EvaluationIngress;
@@ -69,8 +76,10 @@ export class Evaluator {
 
   constructor(private readonly o: EvaluatorOptions) {
     this.groupId = o.groupId ?? GROUPS.evaluator;
-    this.consumer = o.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100 });
-    this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.consumer = o.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100, maxBytes: FETCH_MAX_BYTES });
+    watchConsumer(this.consumer, 'evaluator', o.logger, o.onFatal ?? logFatal(o.logger));
+    this.guard = new PoisonGuard(o.logger, 'evaluator');
+    this.producer = o.kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY, maxInFlightRequests: 1 });
     this.models = o.config.models.map((m) => m.id);
     this.store = new EvaluatorStore(o.redis, o.keys, {
       window: o.settings.window,
@@ -90,7 +99,8 @@ export class Evaluator {
     await this.consumer.run({
       // Batches of three partitions at once: each script call is atomic and idempotent, so they may overlap.
       partitionsConsumedConcurrently: 3,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.guard.run(payload, (p) => this.onBatch(p)),
     });
     this.timer = setInterval(() => {
       if (this.publishing !== undefined) return;
@@ -155,13 +165,12 @@ export class Evaluator {
         else entries.push(this.ingress.label(m));
       } catch (error) {
         if (!(error instanceof InvalidMessageError)) throw error;
-        // Bad predictions and fused results are the aggregator's to dead-letter; labels are ours.
-        if (topic !== topics.labels) {
+        // Bad predictions and fused results are the aggregator's to dead-letter; labels and what crashes the evaluator are ours.
+        if (topic !== topics.labels && error.code !== 'POISON') {
           this.stats.skipped++;
           continue;
         }
-        deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, 'evaluator', now));
-        this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+        deadLetters.push(rejectMessage(batch, m, error, 'evaluator', now, this.o.logger));
       }
     }
 

@@ -1,6 +1,6 @@
 import { loadAggregatorConfig } from '../aggregator/config.js';
 import { createKafka } from '../shared/kafka.js';
-import { runUntilSignal } from '../shared/lifecycle.js';
+import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { createRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
@@ -28,6 +28,7 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
     settings,
     instanceId: runtime.instanceId,
     logger,
+    onFatal: exitProcess('evaluator', logger),
     ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { groupId: env.ES_EVALUATOR_GROUP }),
   });
   await runUntilSignal('evaluator', logger, () => evaluator.start(), async () => {

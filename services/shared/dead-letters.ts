@@ -1,6 +1,7 @@
 import type { Message } from 'kafkajs';
 import { codecs } from './codec.js';
-import { type EnsembleError, InvalidMessageError } from './errors.js';
+import type { EnsembleError } from './errors.js';
+import { DEAD_LETTER_QUOTE_BYTES, DEAD_LETTER_REASON_CHARS } from './message-limits.js';
 import { HEADERS } from './topics.js';
 
 /** Where a rejected message came from. */
@@ -13,38 +14,38 @@ export interface SourceMessage {
 }
 
 /**
- * The dead-letter record for a message that cannot be processed: the original bytes untouched, where
- * they came from, and a readable reason. Producing it (in the same transaction or batch as the
- * results) is what lets the consumer move on without losing anything.
+ * The dead-letter record for a message that cannot be processed: the original bytes, where they came
+ * from, and a readable reason. Producing it (in the same transaction or batch as the results) is what
+ * lets the consumer move on without losing anything. An original larger than DEAD_LETTER_QUOTE_BYTES
+ * is quoted only in part (header HEADERS.truncated gives the original sizes) and referenced by its
+ * topic, partition and offset, so that the dead letter always fits its topic.
  */
 export function deadLetterMessage(source: SourceMessage, error: EnsembleError, service: string, nowMs: number): Message {
-  const value = codecs.deadLetter.encode({
-    sourceTopic: source.topic,
-    sourcePartition: source.partition,
-    sourceOffset: source.offset,
-    key: source.key,
-    value: source.value,
-    reasonCode: error.code,
-    reason: error.message,
-    service,
-    failedAtMs: nowMs,
-  });
+  const key = quote(source.key);
+  const value = quote(source.value);
+  let reason = error.message.length > DEAD_LETTER_REASON_CHARS ? `${error.message.slice(0, DEAD_LETTER_REASON_CHARS)}...` : error.message;
+  const headers: Record<string, string> = { ...codecs.deadLetter.headers, [HEADERS.reason]: error.code };
+  if (key !== source.key || value !== source.value) {
+    headers[HEADERS.truncated] = `key=${source.key?.length ?? 0},value=${source.value?.length ?? 0}`;
+    reason += ` (original of ${source.value?.length ?? 0} bytes quoted in part; read it at ${source.topic}/${source.partition}/${source.offset})`;
+  }
   return {
-    key: source.key,
-    value,
-    headers: { ...codecs.deadLetter.headers, [HEADERS.reason]: error.code },
+    key,
+    value: codecs.deadLetter.encode({
+      sourceTopic: source.topic,
+      sourcePartition: source.partition,
+      sourceOffset: source.offset,
+      key,
+      value,
+      reasonCode: error.code,
+      reason,
+      service,
+      failedAtMs: nowMs,
+    }),
+    headers,
   };
 }
 
-/** Rejects a message over the size limit before anything reads it. */
-export function checkSize(value: Buffer | null, maxBytes: number): void {
-  if (value !== null && value.length > maxBytes) {
-    throw new InvalidMessageError('OVERSIZED', `message of ${value.length} bytes exceeds the limit of ${maxBytes}`);
-  }
-}
-
-/** The message key as the request id it must be. */
-export function requestKey(key: Buffer | null): string {
-  if (key === null || key.length === 0) throw new InvalidMessageError('MISSING_KEY', 'message has no key; the key must be the request id');
-  return key.toString('utf8');
+function quote(bytes: Buffer | null): Buffer | null {
+  return bytes !== null && bytes.length > DEAD_LETTER_QUOTE_BYTES ? bytes.subarray(0, DEAD_LETTER_QUOTE_BYTES) : bytes;
 }

@@ -49,7 +49,15 @@ export type InvalidMessageCode =
   | 'UNKNOWN_MODEL'
   | 'MISSING_KEY'
   | 'KEY_MISMATCH'
-  | 'EXPIRED';
+  | 'EXPIRED'
+  /** A feature event's createdAtMs is zero, negative or in the future beyond the allowed clock skew. */
+  | 'INVALID_TIMESTAMP'
+  /** A request's deadlineMs is not positive or above the configured maximum. */
+  | 'INVALID_DEADLINE'
+  /** A control record (es.control) that no aggregator signed. */
+  | 'FORGED_CONTROL'
+  /** A message that failed its consumer twice, the second time alone: skipped so the partition moves on. */
+  | 'POISON';
 
 /** A model could not answer (inference failed, remote model down): retriable, feeds breakers. */
 export class ModelError extends EnsembleError {

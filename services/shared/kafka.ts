@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
+import { FETCH_MAX_BYTES, TOPIC_MAX_MESSAGE_BYTES } from './message-limits.js';
 import { FETCH_DEFAULTS, type FetchSettings } from './runtime-config.js';
 
 /**
@@ -31,9 +32,9 @@ export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): 
   });
 }
 
-/** kafkajs consumer options for the pipeline's fetch settings. */
-export function fetchOptions(fetch: FetchSettings = FETCH_DEFAULTS): { maxWaitTimeInMs: number; minBytes: number } {
-  return { maxWaitTimeInMs: fetch.maxWaitMs, minBytes: fetch.minBytes };
+/** kafkajs consumer options for the pipeline's fetch settings; a response may hold the largest record a topic accepts. */
+export function fetchOptions(fetch: FetchSettings = FETCH_DEFAULTS): { maxWaitTimeInMs: number; minBytes: number; maxBytes: number } {
+  return { maxWaitTimeInMs: fetch.maxWaitMs, minBytes: fetch.minBytes, maxBytes: FETCH_MAX_BYTES };
 }
 
 /** How long a client trusts a coordinator it looked up. */
@@ -94,7 +95,7 @@ export async function ensureTopics(admin: Admin, names: string[], partitions: nu
   const existing = new Set(await admin.listTopics());
   const missing = names.filter((t) => !existing.has(t));
   if (missing.length > 0) {
-    const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 }));
+    const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: String(TOPIC_MAX_MESSAGE_BYTES) }] }));
     await admin.createTopics({ topics, waitForLeaders: false });
   }
   const deadline = Date.now() + timeoutMs;
@@ -127,3 +128,6 @@ export function header(headers: Record<string, unknown> | undefined, name: strin
 export function retryForever(times: { initialRetryTime: number; maxRetryTime: number }): { retries: number; initialRetryTime: number; maxRetryTime: number } {
   return { retries: Number.MAX_SAFE_INTEGER, ...times };
 }
+
+/** The retry settings of every idempotent producer that has no reason for others (see retryForever). */
+export const IDEMPOTENT_RETRY = retryForever({ initialRetryTime: 100, maxRetryTime: 2000 });

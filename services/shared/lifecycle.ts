@@ -28,3 +28,11 @@ export async function runUntilSignal(name: string, logger: Logger, start: () => 
     process.exit(1);
   }
 }
+
+/** A service's FatalHandler: a consumer that is gone for good ends the process, non-zero, with the reason. */
+export function exitProcess(name: string, logger: Logger): (reason: string) => void {
+  return (reason) => {
+    logger.error(`${name} exiting: its consumer stopped for good`, { reason });
+    process.exit(70);
+  };
+}

@@ -78,6 +78,11 @@ export const HEADERS = {
   control: 'es.control',
   /** Dead letters: why the message was rejected. */
   reason: 'es.reason',
+  /** Dead letters whose original was cut to fit: `key=<bytes>,value=<bytes>` of the original. */
+  truncated: 'es.truncated',
+  /** Deadline records: when the sweeper signed it (ms) and the signature (control-records.ts). */
+  controlAt: 'es.control.at',
+  controlSignature: 'es.control.sig',
 } as const;
 
 export const CONTROL_DEADLINE = 'deadline';

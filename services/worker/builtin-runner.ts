@@ -9,11 +9,12 @@ export class BuiltinRunner implements ModelRunner {
     readonly modelVersion: string,
     readonly featureCount: number,
     private readonly model: Classifier,
+    readonly classCount: number,
   ) {}
 
   static async load(artifactPath: string, modelId?: string): Promise<BuiltinRunner> {
     const { artifact, model } = await loadArtifact(artifactPath);
-    return new BuiltinRunner(modelId ?? artifact.modelId, artifact.version, artifact.featureNames.length, model);
+    return new BuiltinRunner(modelId ?? artifact.modelId, artifact.version, artifact.featureNames.length, model, artifact.classes.length);
   }
 
   predict(features: readonly number[]): Promise<ModelAnswer> {

@@ -1,8 +1,9 @@
 import { createKafka } from '../shared/kafka.js';
-import { runUntilSignal } from '../shared/lifecycle.js';
+import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
+import { readRequestLimits } from './config.js';
 import type { ModelRunner } from './model-runner.js';
 import { RemoteRunner } from './remote-runner.js';
 import { SyntheticRunner } from './synthetic-runner.js';
@@ -29,8 +30,18 @@ export async function runRemoteWorker(baseUrl: string, model: string, modelId: s
 
 async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
+  const limits = readRequestLimits(env);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
-  const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger, fetch: runtime.fetch, ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }) });
+  const worker = new ModelWorker({
+    kafka,
+    topics: runtime.topics,
+    runner,
+    logger,
+    fetch: runtime.fetch,
+    limits,
+    onFatal: exitProcess(`worker ${runner.modelId}`, logger),
+    ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
+  });
   await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop());
 }

@@ -8,6 +8,8 @@ export interface ModelRunner {
   readonly modelVersion: string;
   /** How many features a request must carry; undefined when the model does not say. */
   readonly featureCount: number | undefined;
+  /** How many probabilities a classifier's answer holds; undefined when unknown or for regression. */
+  readonly classCount?: number | undefined;
   predict(features: readonly number[]): Promise<ModelAnswer>;
   close?(): Promise<void>;
 }

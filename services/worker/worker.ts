@@ -1,13 +1,17 @@
 import CircuitBreaker from 'opossum';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
-import { checkSize, deadLetterMessage, requestKey } from '../shared/dead-letters.js';
+import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
+import { decodeKeyed, rejectMessage } from '../shared/ingress.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
+import { probabilitiesProblem, valueProblem } from '../shared/model-output.js';
+import { PoisonGuard } from '../shared/poison-guard.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FeatureEvent, Prediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
+import { REQUEST_LIMITS, type RequestLimits } from './config.js';
 import type { ModelAnswer, ModelRunner } from './model-runner.js';
 import { PeriodicOffsetCommits } from './offset-commits.js';
 
@@ -18,8 +22,12 @@ export interface WorkerOptions {
   logger: Logger;
   /** @defaultValue the model's own group, so every model sees every request */
   groupId?: string;
-  /** Feature events larger than this go to the dead-letter topic unread. @defaultValue 1 MiB */
+  /** Feature events larger than this go to the dead-letter topic unread. @defaultValue REQUEST_LIMITS */
   maxMessageBytes?: number;
+  /** Bounds of createdAtMs and deadlineMs (maxMessageBytes above wins over its field). @defaultValue REQUEST_LIMITS */
+  limits?: Partial<RequestLimits>;
+  /** Called when the consumer is gone for good. @defaultValue logs it */
+  onFatal?: FatalHandler;
   /** Model calls in flight at once within a batch (remote models). @defaultValue 64 */
   concurrency?: number;
   breaker?: BreakerOptions;
@@ -46,6 +54,10 @@ export interface WorkerStats {
   errors: number;
   abstains: number;
   deadLetters: number;
+  /** Dead letters by reason code (INVALID_TIMESTAMP, INVALID_DEADLINE, OVERSIZED, ...). */
+  deadLettersByReason: Record<string, number>;
+  /** Answers of the model that were no valid output (published as ERROR predictions; also in `errors`). */
+  invalidOutputs: number;
 }
 
 /** Most partitions whose batches are handled at the same time (kafkajs starts a worker for each). */
@@ -71,13 +83,15 @@ interface RoundBatch {
  * second (at least once; the aggregator drops duplicates).
  */
 export class ModelWorker {
-  readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0 };
+  readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0, deadLettersByReason: {}, invalidOutputs: 0 };
   readonly breaker: CircuitBreaker<[readonly number[]], ModelAnswer>;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly service: string;
   private readonly round = new FetchRound<RoundBatch>((batches) => this.flush(batches));
   private readonly commits: PeriodicOffsetCommits;
+  private readonly guard: PoisonGuard;
+  private readonly limits: RequestLimits;
   private running = false;
 
   constructor(private readonly o: WorkerOptions) {
@@ -93,6 +107,9 @@ export class ModelWorker {
       sessionTimeout: 4000,
       heartbeatInterval: 500,
     });
+    watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
+    this.guard = new PoisonGuard(o.logger, this.service);
+    this.limits = { ...REQUEST_LIMITS, ...o.limits, ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }) };
     this.producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: retryForever({ initialRetryTime: 100, maxRetryTime: 2000 }) });
     this.commits = new PeriodicOffsetCommits(
       (offsets) => this.consumer.commitOffsets(offsets),
@@ -122,7 +139,12 @@ export class ModelWorker {
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.features, fromBeginning: true });
     // A fetch's batches (one per partition) are handled at once and flushed together.
-    await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: PARTITIONS_AT_ONCE, eachBatch: (payload) => this.onBatch(payload) });
+    await this.consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: PARTITIONS_AT_ONCE,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.guard.run(payload, (p) => this.onBatch(p)),
+    });
     this.commits.start();
     this.running = true;
     this.o.logger.info('worker started', { model: this.o.runner.modelId, version: this.o.runner.modelVersion });
@@ -150,14 +172,15 @@ export class ModelWorker {
       const predictions: Message[] = [];
       const deadLetters: Message[] = [];
       const accepted: { event: FeatureEvent; receivedAtMs: number }[] = [];
+      const reasons: string[] = [];
       for (const m of batch.messages) {
         const receivedAtMs = Date.now();
         try {
-          accepted.push({ event: this.accept(m), receivedAtMs });
+          accepted.push({ event: this.accept(m, receivedAtMs), receivedAtMs });
         } catch (error) {
           if (!(error instanceof InvalidMessageError)) throw error;
-          deadLetters.push(deadLetterMessage({ topic, partition, offset: m.offset, key: m.key, value: m.value }, error, this.service, receivedAtMs));
-          this.o.logger.warn('dead letter', { topic, partition, offset: m.offset, code: error.code, reason: error.message });
+          deadLetters.push(rejectMessage(batch, m, error, this.service, receivedAtMs, this.o.logger));
+          reasons.push(error.code);
         }
       }
       const results = await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs));
@@ -166,6 +189,7 @@ export class ModelWorker {
       joined = true;
       await this.round.join({ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString(), predictions, deadLetters });
       this.stats.deadLetters += deadLetters.length;
+      for (const code of reasons) this.stats.deadLettersByReason[code] = (this.stats.deadLettersByReason[code] ?? 0) + 1;
     } finally {
       if (!joined) this.round.leave();
     }
@@ -181,11 +205,15 @@ export class ModelWorker {
     await this.commits.done(batches.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
   }
 
-  private accept(m: KafkaMessage): FeatureEvent {
-    checkSize(m.value, this.o.maxMessageBytes ?? 1_048_576);
-    const key = requestKey(m.key);
-    const event = codecs.featureEvent.decode(m.value, m.headers);
-    if (event.requestId !== key) throw new InvalidMessageError('KEY_MISMATCH', `message key "${key}" differs from requestId "${event.requestId}"`);
+  private accept(m: KafkaMessage, nowMs: number): FeatureEvent {
+    const event = decodeKeyed(m, codecs.featureEvent, this.limits.maxMessageBytes);
+    // A stale createdAtMs is answered: whether an old request still counts is the aggregator's call.
+    if (!Number.isFinite(event.createdAtMs) || event.createdAtMs <= 0 || event.createdAtMs > nowMs + this.limits.maxClockSkewMs) {
+      throw new InvalidMessageError('INVALID_TIMESTAMP', `createdAtMs ${event.createdAtMs} is not a time up to ${this.limits.maxClockSkewMs} ms from now (${nowMs})`);
+    }
+    if (event.deadlineMs !== null && (event.deadlineMs <= 0 || event.deadlineMs > this.limits.maxDeadlineMs)) {
+      throw new InvalidMessageError('INVALID_DEADLINE', `deadlineMs ${event.deadlineMs} is not between 1 and ${this.limits.maxDeadlineMs}`);
+    }
     const expected = this.o.runner.featureCount;
     if (expected !== undefined && event.features.length !== expected) {
       throw new InvalidMessageError('WRONG_FEATURE_COUNT', `${event.features.length} features, model ${this.o.runner.modelId} takes ${expected}`);
@@ -208,6 +236,13 @@ export class ModelWorker {
     try {
       const answer = await this.breaker.fire(event.features);
       const inferenceMicros = Math.round((performance.now() - started) * 1000);
+      const problem = 'value' in answer ? valueProblem(answer.value) : probabilitiesProblem(answer.probabilities, runner.classCount);
+      if (problem !== undefined) {
+        // The model's own fault for this request: answered as an error, never passed downstream as a result.
+        this.stats.errors++;
+        this.stats.invalidOutputs++;
+        return { ...base, status: 'ERROR', probabilities: null, value: null, error: `invalid model output: ${problem}`, inferenceMicros };
+      }
       this.stats.predictions++;
       return 'value' in answer
         ? { ...base, status: 'OK', probabilities: null, value: answer.value, error: null, inferenceMicros }
@@ -222,7 +257,7 @@ export class ModelWorker {
         status: open ? 'ABSTAIN' : 'ERROR',
         probabilities: null,
         value: null,
-        error: open ? 'circuit open' : describeError(error),
+        error: open ? 'circuit open' : describeError(error).slice(0, 1000),
         inferenceMicros,
       };
     }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';
 import { codecs } from '../../services/shared/codec.js';
 import { uniqueName } from '../support/ids.js';
 import { createTestTopics, eventually, featureMessage, produce, SliceRunner, tail, TestPipeline, testKafka } from '../support/pipeline.js';
@@ -15,7 +16,7 @@ describe('the Kafka client on a real broker', () => {
   it('looks coordinators up once per client, not before every transactional call', async () => {
     const kafka = testKafka();
     const topics = await createTestTopics(kafka, 1);
-    const producer = kafka.producer({ transactionalId: uniqueName('txn'), idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer({ transactionalId: uniqueName('txn'), idempotent: true, retry: IDEMPOTENT_RETRY, maxInFlightRequests: 1 });
     const sent = new Map<string, number>();
     producer.on(producer.events.REQUEST, ({ payload }) => sent.set(payload.apiName, (sent.get(payload.apiName) ?? 0) + 1));
     await producer.connect();

@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import type { Kafka, Message } from 'kafkajs';
-import { Aggregator } from '../../services/aggregator/aggregator.js';
+import { Aggregator, type AggregatorOptions } from '../../services/aggregator/aggregator.js';
 import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
 import { JoinStore, joinStoreOptions } from '../../services/aggregator/join-store.js';
 import { codecs } from '../../services/shared/codec.js';
-import { createKafka, ensureTopics } from '../../services/shared/kafka.js';
+import { createKafka, ensureTopics, IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';
 import { createLogger } from '../../services/shared/log.js';
 import type { FusedPrediction, Prediction } from '../../services/shared/records.js';
 import { RedisKeys } from '../../services/shared/redis-keys.js';
@@ -14,6 +14,9 @@ import { ModelWorker, type WorkerOptions } from '../../services/worker/worker.js
 import { endOffsets } from '../../services/shared/topic-range.js';
 import { uniqueName } from './ids.js';
 import { testInfra } from './infra.js';
+
+/** What the test aggregators sign deadline records with. */
+export const TEST_CONTROL_SECRET = Buffer.from('ensemble-stream test control secret');
 
 export const quietLogger = createLogger('test', (process.env.LOG_LEVEL as 'debug' | undefined) ?? 'error');
 
@@ -87,7 +90,11 @@ export class TestPipeline {
     return worker;
   }
 
-  async startAggregator(config: AggregatorConfig, instanceId = uniqueName('agg')): Promise<Aggregator> {
+  async startAggregator(config: AggregatorConfig): Promise<Aggregator> {
+    return this.startAggregatorWith(config);
+  }
+
+  async startAggregatorWith(config: AggregatorConfig, options: Partial<AggregatorOptions> = {}): Promise<Aggregator> {
     const redis = new Redis(testInfra().redisUrl);
     const sweeperRedis = new Redis(testInfra().redisUrl);
     this.redis.push(redis, sweeperRedis);
@@ -99,7 +106,9 @@ export class TestPipeline {
       joinStore: new JoinStore(redis, this.keys, joinStoreOptions(config)),
       logger: quietLogger,
       groupId: this.aggregatorGroup,
+      controlSecret: TEST_CONTROL_SECRET,
       sweepIntervalMs: 50,
+      ...options,
     });
     await aggregator.start();
     this.aggregators.push(aggregator);
@@ -126,7 +135,7 @@ export class TestPipeline {
 }
 
 export async function produce(kafka: Kafka, topic: string, messages: Message[]): Promise<void> {
-  const producer = kafka.producer({ idempotent: true });
+  const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
   await producer.connect();
   try {
     for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, messages: messages.slice(i, i + 500), acks: -1 });
@@ -148,7 +157,8 @@ export function featureMessage(requestId: string, features: number[], createdAtM
 export async function tail<T>(kafka: Kafka, topic: string, decode: (value: Buffer | null, headers: Message['headers']) => T) {
   const received: { key: string; value: T; receivedAtMs: number; partition: number; offset: string }[] = [];
   const positions = new Map<number, bigint>();
-  const consumer = kafka.consumer({ groupId: uniqueName('tail'), readUncommitted: false, maxWaitTimeInMs: 20 });
+  const groupId = uniqueName('tail');
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 20 });
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
     const next = BigInt(payload.lastOffset) + 1n;
     if (next > (positions.get(payload.partition) ?? 0n)) positions.set(payload.partition, next);
@@ -156,15 +166,19 @@ export async function tail<T>(kafka: Kafka, topic: string, decode: (value: Buffe
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message, partition }) => {
-      received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now(), partition, offset: message.offset });
+    // Batches, not messages: a batch's resolved offset includes a trailing transaction marker, so the
+    // reader's committed offset reaches the topic's end (see support/consumed.ts).
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) {
+        received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now(), partition: batch.partition, offset: message.offset });
+      }
     },
   });
   const caughtUp = async (timeoutMs = 60_000) => {
     const ends = await endOffsets(kafka, topic);
     await eventually(() => [...ends].every(([p, end]) => end === 0n || (positions.get(p) ?? 0n) >= end), `the reader of ${topic} at its end offsets`, timeoutMs);
   };
-  return { received, caughtUp, stop: () => consumer.disconnect() };
+  return { received, groupId, topic, caughtUp, stop: () => consumer.disconnect() };
 }
 
 export function tailFused(kafka: Kafka, topics: Topics) {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { codecs, SCHEMA_VERSION } from '../../services/shared/codec.js';
-import { InvalidMessageError } from '../../services/shared/errors.js';
 import type { FeatureEvent, FusedPrediction, Prediction } from '../../services/shared/records.js';
 import { HEADERS } from '../../services/shared/topics.js';
+import { invalidMessage } from '../support/errors.js';
 
 const prediction: Prediction = {
   requestId: 'r-1',
@@ -17,16 +17,6 @@ const prediction: Prediction = {
   receivedAtMs: 1_790_000_000_130,
   inferenceMicros: 412,
 };
-
-function failure(run: () => unknown): InvalidMessageError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InvalidMessageError) return error;
-    throw error;
-  }
-  throw new Error('expected an InvalidMessageError');
-}
 
 describe('Avro codecs', () => {
   it('round-trip every record type exactly, with the headers that name the schema', () => {
@@ -66,15 +56,15 @@ describe('Avro codecs', () => {
 
   it('reports a message written with another schema as a schema mismatch', () => {
     const bytes = codecs.prediction.encode(prediction);
-    expect(failure(() => codecs.prediction.decode(bytes, codecs.featureEvent.headers)).code).toBe('SCHEMA_MISMATCH');
-    expect(failure(() => codecs.prediction.decode(bytes, {})).code).toBe('SCHEMA_MISMATCH');
-    expect(failure(() => codecs.prediction.decode(bytes, { ...codecs.prediction.headers, [HEADERS.schemaVersion]: '2' })).message).toContain('v2');
+    expect(invalidMessage(() => codecs.prediction.decode(bytes, codecs.featureEvent.headers)).code).toBe('SCHEMA_MISMATCH');
+    expect(invalidMessage(() => codecs.prediction.decode(bytes, {})).code).toBe('SCHEMA_MISMATCH');
+    expect(invalidMessage(() => codecs.prediction.decode(bytes, { ...codecs.prediction.headers, [HEADERS.schemaVersion]: '2' })).message).toContain('v2');
   });
 
   it('reports garbage, truncated and empty values as undecodable', () => {
     const bytes = codecs.prediction.encode(prediction);
     for (const bad of [Buffer.from('{"json":true}'), bytes.subarray(0, bytes.length - 3), Buffer.concat([bytes, Buffer.from([1, 2])]), Buffer.alloc(0), null]) {
-      expect(failure(() => codecs.prediction.decode(bad, codecs.prediction.headers)).code).toBe('UNDECODABLE');
+      expect(invalidMessage(() => codecs.prediction.decode(bad, codecs.prediction.headers)).code).toBe('UNDECODABLE');
     }
   });
 

@@ -7,8 +7,9 @@ import type { JoinOutcome } from '../../services/aggregator/join-store.js';
 import { PredictionIngress } from '../../services/aggregator/prediction-ingress.js';
 import { RequestFusion } from '../../services/aggregator/request-fusion.js';
 import { codecs } from '../../services/shared/codec.js';
+import { deadlineRecord } from '../../services/shared/control-records.js';
+import { createLogger } from '../../services/shared/log.js';
 import type { Prediction } from '../../services/shared/records.js';
-import { CONTROL_DEADLINE, HEADERS } from '../../services/shared/topics.js';
 
 const config = validateAggregatorConfig({
   task: 'classification',
@@ -20,6 +21,8 @@ const config = validateAggregatorConfig({
 });
 const fusion = new RequestFusion(config, staticFuser(config));
 const ingress = new PredictionIngress(config);
+const SECRET = Buffer.from('a test secret of enough bytes');
+const quiet = createLogger('test', 'silent');
 
 function prediction(requestId: string, modelId: string, offset: number, over: Partial<Prediction> = {}): KafkaMessage {
   const p: Prediction = {
@@ -39,8 +42,10 @@ function prediction(requestId: string, modelId: string, offset: number, over: Pa
   return { key: Buffer.from(requestId), value: codecs.prediction.encode(p), headers: codecs.prediction.headers, offset: String(offset), timestamp: '0', attributes: 0 } as KafkaMessage;
 }
 
-function deadline(requestId: string, offset: number): KafkaMessage {
-  return { key: Buffer.from(requestId), value: null, headers: { [HEADERS.control]: CONTROL_DEADLINE }, offset: String(offset), timestamp: '0', attributes: 0 } as KafkaMessage;
+function deadline(requestId: string, offset: number, secret = SECRET): KafkaMessage {
+  const record = deadlineRecord(requestId, 0, secret);
+  const headers = Object.fromEntries(Object.entries(record.headers ?? {}).map(([k, v]) => [k, Buffer.from(String(v))]));
+  return { key: Buffer.from(requestId), value: null, headers, offset: String(offset), timestamp: '0', attributes: 0 } as KafkaMessage;
 }
 
 function fuse(why: 'all' | 'deadline', awaited: string[], stored: KafkaMessage[]): JoinOutcome {
@@ -50,20 +55,21 @@ function fuse(why: 'all' | 'deadline', awaited: string[], stored: KafkaMessage[]
 describe('join planner', () => {
   it('turns messages into join entries, deadline records and rejections', () => {
     const bad = { ...prediction('r2', 'zz', 3) };
-    const admitted = admit([prediction('r1', 'a', 1, { status: 'ERROR', probabilities: null, error: 'boom' }), deadline('r1', 2), bad], ingress, config.deadlineMs);
+    const forged = deadline('r1', 4, Buffer.from('another secret of enough bytes'));
+    const admitted = admit({ topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1, { status: 'ERROR', probabilities: null, error: 'boom' }), deadline('r1', 2), bad, forged] }, ingress, config.deadlineMs, SECRET);
     expect(admitted.entries).toMatchObject([
       { kind: 'prediction', requestId: 'r1', modelId: 'a', offset: '1', requestCreatedAtMs: 5000, deadlineAtMs: 6000, ok: false },
       { kind: 'deadline', requestId: 'r1', offset: '2' },
     ]);
-    expect(admitted.rejected.map((r) => r.error.code)).toEqual(['UNKNOWN_MODEL']);
-    const letters = deadLetters({ topic: 'p', partition: 0 }, admitted.rejected, 'aggregator', 1);
+    expect(admitted.rejected.map((r) => r.error.code)).toEqual(['UNKNOWN_MODEL', 'FORGED_CONTROL']);
+    const letters = deadLetters({ topic: 'p', partition: 0 }, admitted.rejected, 'aggregator', 1, quiet);
     expect(codecs.deadLetter.decode(letters[0]?.value as Buffer)).toMatchObject({ reasonCode: 'UNKNOWN_MODEL', sourceOffset: '3' });
   });
 
   it('names every model in a result: not awaited and silent is CIRCUIT_OPEN, awaited and silent is DEADLINE', () => {
     const a = prediction('r1', 'a', 1);
     const b = prediction('r1', 'b', 2);
-    const admitted = admit([a, b, deadline('r1', 3)], ingress, config.deadlineMs);
+    const admitted = admit({ topic: 'p', partition: 0, messages: [a, b, deadline('r1', 3)] }, ingress, config.deadlineMs, SECRET);
     const settled = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'c'], [a, b])], fusion, 7000);
     expect(settled.fused).toHaveLength(1);
     const [result] = settled.fused;
@@ -79,7 +85,7 @@ describe('join planner', () => {
   it('an INSUFFICIENT result still names the models that answered, and the ones that failed', () => {
     const a = prediction('r1', 'a', 1);
     const b = prediction('r1', 'b', 2, { status: 'ERROR', probabilities: null, error: 'model crashed' });
-    const admitted = admit([a, b, deadline('r1', 3)], ingress, config.deadlineMs);
+    const admitted = admit({ topic: 'p', partition: 0, messages: [a, b, deadline('r1', 3)] }, ingress, config.deadlineMs, SECRET);
     const [result] = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'b', 'c'], [a, b])], fusion, 7000).fused;
     expect(result?.status).toBe('INSUFFICIENT');
     expect(result?.label).toBeNull();
@@ -91,7 +97,7 @@ describe('join planner', () => {
   });
 
   it('counts late and duplicate answers, and dead-letters answers older than the fused memory', () => {
-    const admitted = admit([prediction('r1', 'a', 1), prediction('r1', 'b', 2), prediction('old', 'a', 3, { requestCreatedAtMs: 1 })], ingress, config.deadlineMs);
+    const admitted = admit({ topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1), prediction('r1', 'b', 2), prediction('old', 'a', 3, { requestCreatedAtMs: 1 })] }, ingress, config.deadlineMs, SECRET);
     const settled = settle(admitted, [{ kind: 'late' }, { kind: 'duplicate' }, { kind: 'expired' }], fusion, 7000);
     expect(settled).toMatchObject({ fused: [], late: ['a'], duplicates: 1 });
     expect(settled.rejected.map((r) => [r.message.offset, r.error.code])).toEqual([['3', 'EXPIRED']]);
