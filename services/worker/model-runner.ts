@@ -9,6 +9,11 @@ export interface ModelRunner {
   /** How many features a request must carry; undefined when the model does not say. */
   readonly featureCount: number | undefined;
   predict(features: readonly number[]): Promise<ModelAnswer>;
+  /**
+   * One call for a whole batch (a partition's share of a fetch), answers in the rows' order. Runners
+   * whose runtime is faster per batch than per row implement it; the worker then calls it once per batch.
+   */
+  predictBatch?(rows: readonly (readonly number[])[]): Promise<ModelAnswer[]>;
   close?(): Promise<void>;
 }
 
