@@ -80,7 +80,7 @@ export class OnnxRunner implements ModelRunner {
     return answer!;
   }
 
-  async predictBatch(rows: readonly (readonly number[])[]): Promise<ModelAnswer[]> {
+  async predictBatch(rows: readonly ArrayLike<number>[]): Promise<ModelAnswer[]> {
     if (rows.length === 0) return [];
     const width = rows[0]!.length;
     const { input, output } = this.plan;

@@ -21,17 +21,17 @@ let featureNames: string[];
 let test: Float64Array[];
 const models: Record<string, Classifier> = {};
 
-function artifactOf(model: Classifier): ModelArtifact {
+function artifactOf(model: Classifier, names = { classes, featureNames, dataset: 'letter' }): ModelArtifact {
   const params = model.toJSON();
   const metrics = { accuracy: 0, macroF1: 0, logLoss: 0, brier: 0 } as never;
   return {
     schemaVersion: 1,
-    modelId: `letter-${model.family}`,
+    modelId: `${names.dataset}-${model.family}`,
     version: paramsVersion(params),
     family: model.family,
-    dataset: 'letter',
-    classes,
-    featureNames,
+    dataset: names.dataset,
+    classes: names.classes,
+    featureNames: names.featureNames,
     seed: 1,
     split: { fractions: { train: 0.6, validation: 0.2, test: 0.2 }, sizes: { train: TRAIN_ROWS, validation: 0, test: TEST_ROWS } },
     trainedAt: new Date(0).toISOString(),
@@ -40,9 +40,9 @@ function artifactOf(model: Classifier): ModelArtifact {
   } as ModelArtifact;
 }
 
-function maxAbsDifference(model: Classifier, answers: { probabilities?: number[] }[]): number {
+function maxAbsDifference(model: Classifier, answers: { probabilities?: number[] }[], rows = test): number {
   let max = 0;
-  test.forEach((row, i) => {
+  rows.forEach((row, i) => {
     const expected = model.predictProba(row);
     const got = answers[i]!.probabilities!;
     expect(got).toHaveLength(expected.length);
@@ -127,6 +127,32 @@ describe('ONNX export of the built-in families (letter, onnxruntime)', () => {
     }
     await expect(OnnxRunner.fromBytes(bytes, { classes: ['a', 'b'] })).rejects.toThrow(/regression value, but class labels were configured/);
   });
+});
+
+describe('ONNX export of a two-class data set (spam, onnxruntime)', () => {
+  it('decision tree and random forest (two classes take their own graph) and logistic regression match to 1e-6', async () => {
+    const data = await loadDataset('spam');
+    // The file is sorted by class: alternate rows keep both classes in both halves.
+    const X = data.X.filter((_, i) => i % 2 === 0);
+    const y = data.y.filter((_, i) => i % 2 === 0);
+    const rows = data.X.filter((_, i) => i % 2 === 1);
+    const names = { classes: data.classes, featureNames: data.featureNames, dataset: 'spam' };
+    const fitted = [
+      fitLogisticRegression(X, y, 2),
+      fitDecisionTree(X, y, 2, createRng(3)),
+      fitRandomForest(X, y, 2, createRng(3), { nTrees: 20 }),
+    ];
+    for (const model of fitted) {
+      const runner = await OnnxRunner.fromBytes(artifactToOnnx(artifactOf(model, names)));
+      try {
+        const difference = maxAbsDifference(model, (await runner.predictBatch(rows)) as never, rows);
+        process.stdout.write(`ONNX parity spam ${model.family}: max |p_onnx - p_builtin| = ${difference.toExponential(2)} over ${rows.length} rows\n`);
+        expect(difference).toBeLessThanOrEqual(1e-6);
+      } finally {
+        await runner.close();
+      }
+    }
+  }, 60_000);
 });
 
 describe('ONNX graphs the worker refuses at start', () => {

@@ -8,7 +8,7 @@ import type { DecisionTreeParams } from '../models/decision-tree.js';
 import type { LogisticRegressionParams } from '../models/logistic-regression.js';
 import type { ModelFamily } from '../models/index.js';
 import type { RandomForestParams } from '../models/random-forest.js';
-import { ATTR, type Attribute, ELEM, type Model, type Node, type ValueInfo, encodeModel } from './onnx-proto.js';
+import { ATTR, type Attribute, ELEM, type Model, type Node, type Tensor, type ValueInfo, encodeModel } from './onnx-proto.js';
 
 /**
  * Writes the project's own models as ONNX graphs of the classic ML operators (domain `ai.onnx.ml`):
@@ -58,10 +58,10 @@ export function artifactToOnnx(artifact: ModelArtifact, options: OnnxExportOptio
       nodes = linearNodes(params, classes, label, probabilities);
       break;
     case 'decision-tree':
-      nodes = [treeEnsembleNode([params.tree], params, classes, label, probabilities)];
+      nodes = treeEnsembleNodes([params.tree], params, classes, label, probabilities);
       break;
     case 'random-forest':
-      nodes = [treeEnsembleNode(params.trees, params, classes, label, probabilities)];
+      nodes = treeEnsembleNodes(params.trees, params, classes, label, probabilities);
       break;
     default:
       throw new ArtifactError(`no ONNX export for the ${artifact.family} family (exportable: ${ONNX_EXPORTABLE.join(', ')})`);
@@ -85,10 +85,13 @@ export function artifactToOnnx(artifact: ModelArtifact, options: OnnxExportOptio
           { key: ONNX_METADATA.modelId, value: artifact.modelId },
           { key: ONNX_METADATA.modelVersion, value: artifact.version },
         ];
+  // Trees take double features and double thresholds (float32 would move rows across a threshold).
+  const inputType = params.family === 'logistic-regression' ? ELEM.FLOAT : ELEM.DOUBLE;
   return buildOnnxModel({
     nodes,
-    inputs: [tensorInfo(ONNX_NAMES.input, ELEM.FLOAT, ['N', nFeatures])],
+    inputs: [tensorInfo(ONNX_NAMES.input, inputType, ['N', nFeatures])],
     outputs,
+    initializers: nodes.some((n) => n.input?.includes('one')) ? [{ name: 'one', data_type: ELEM.FLOAT, dims: [1], float_data: [1] }] : [],
     metadata,
     docString: `${artifact.modelId} ${artifact.version} (${artifact.family}, trained on ${artifact.dataset})`,
   });
@@ -115,6 +118,7 @@ export interface OnnxGraphSpec {
   outputs: ValueInfo[];
   metadata?: { key: string; value: string }[];
   docString?: string;
+  initializers?: Tensor[];
 }
 
 /** A whole ModelProto (IR 8, opsets 17 and ai.onnx.ml 3) around the given graph. */
@@ -125,7 +129,7 @@ export function buildOnnxModel(spec: OnnxGraphSpec): Uint8Array {
     producer_name: 'ensemble-stream',
     producer_version: '1',
     doc_string: spec.docString ?? '',
-    graph: { name: 'model', node: spec.nodes, input: spec.inputs, output: spec.outputs },
+    graph: { name: 'model', node: spec.nodes, input: spec.inputs, output: spec.outputs, initializer: spec.initializers ?? [] },
     metadata_props: spec.metadata ?? [],
   };
   return encodeModel(model);
@@ -143,6 +147,12 @@ export function node(opType: string, input: string[], output: string[], attribut
 }
 
 export const floats = (name: string, values: ArrayLike<number>): Attribute => ({ name, type: ATTR.FLOATS, floats: Array.from(values) });
+/** A double tensor attribute (the `*_as_tensor` forms): thresholds compare exactly as in the built-in trees. */
+export const doubles = (name: string, values: ArrayLike<number>): Attribute => ({
+  name,
+  type: ATTR.TENSOR,
+  t: { dims: [values.length], data_type: ELEM.DOUBLE, double_data: Array.from(values) },
+});
 export const ints = (name: string, values: ArrayLike<number>): Attribute => ({ name, type: ATTR.INTS, ints: Array.from(values) });
 export const text = (name: string, value: string): Attribute => ({ name, type: ATTR.STRING, s: Buffer.from(value) });
 export const strings = (name: string, values: readonly string[]): Attribute => ({ name, type: ATTR.STRINGS, strings: values.map((v) => Buffer.from(v)) });
@@ -173,13 +183,13 @@ function linearNodes(params: LogisticRegressionParams, classes: readonly string[
  * leaves' class shares as weights, divided by the number of trees: the ensemble sums them, so the
  * output is the forest's average.
  */
-function treeEnsembleNode(
+function treeEnsembleNodes(
   trees: readonly TreeParams[],
   params: DecisionTreeParams | RandomForestParams,
   classes: readonly string[],
   label: string,
   probabilities: string,
-): Node {
+): Node[] {
   const a = {
     treeIds: [] as number[],
     nodeIds: [] as number[],
@@ -193,6 +203,7 @@ function treeEnsembleNode(
     classIds: [] as number[],
     classWeights: [] as number[],
   };
+  const binary = classes.length === 2;
   trees.forEach((tree, t) => {
     for (let n = 0; n < tree.feature.length; n++) {
       const leaf = tree.feature[n]! < 0;
@@ -209,27 +220,61 @@ function treeEnsembleNode(
       let total = 0;
       for (let e = from; e < to; e++) total += tree.valueWeight[e]!;
       for (let e = from; e < to; e++) {
+        if (binary && tree.valueClass[e] !== 1) continue;
         a.classTree.push(t);
         a.classNode.push(n);
-        a.classIds.push(tree.valueClass[e]!);
+        a.classIds.push(binary ? 0 : tree.valueClass[e]!);
         a.classWeights.push(tree.valueWeight[e]! / total / trees.length);
       }
     }
   });
   if (classes.length !== params.nClasses) throw new ArtifactError(`${classes.length} class labels for a model of ${params.nClasses} classes`);
-  return node('TreeEnsembleClassifier', [ONNX_NAMES.input], [label, probabilities], [
+  const nodeAttributes = [
     ints('nodes_treeids', a.treeIds),
     ints('nodes_nodeids', a.nodeIds),
     ints('nodes_featureids', a.featureIds),
-    floats('nodes_values', a.values),
+    doubles('nodes_values_as_tensor', a.values),
     strings('nodes_modes', a.modes),
     ints('nodes_truenodeids', a.trueIds),
     ints('nodes_falsenodeids', a.falseIds),
-    ints('class_treeids', a.classTree),
-    ints('class_nodeids', a.classNode),
-    ints('class_ids', a.classIds),
-    floats('class_weights', a.classWeights),
-    strings('classlabels_strings', classes),
-    text('post_transform', 'NONE'),
-  ]);
+  ];
+  if (binary) {
+    // onnxruntime's TreeEnsembleClassifier rewrites two-class scores in ways that depend on which
+    // classes carry weights and on base values; a regressor summing the second class's share is
+    // exact, and [1 - s, s] follows in plain operators.
+    return [
+      node('TreeEnsembleRegressor', [ONNX_NAMES.input], ['positive'], [
+        ...nodeAttributes,
+        ints('target_treeids', a.classTree),
+        ints('target_nodeids', a.classNode),
+        ints('target_ids', a.classIds),
+        doubles('target_weights_as_tensor', a.classWeights),
+        { name: 'n_targets', type: ATTR.INT, i: 1 },
+        text('aggregate_function', 'SUM'),
+        text('post_transform', 'NONE'),
+      ]),
+      node('Sub', ['one', 'positive'], ['negative'], [], ''),
+      node('Concat', ['negative', 'positive'], [probabilities], [{ name: 'axis', type: ATTR.INT, i: 1 }], ''),
+      ...labelNodes(probabilities, classes, label),
+    ];
+  }
+  return [
+    node('TreeEnsembleClassifier', [ONNX_NAMES.input], [label, probabilities], [
+      ...nodeAttributes,
+      ints('class_treeids', a.classTree),
+      ints('class_nodeids', a.classNode),
+      ints('class_ids', a.classIds),
+      doubles('class_weights_as_tensor', a.classWeights),
+      strings('classlabels_strings', classes),
+      text('post_transform', 'NONE'),
+    ]),
+  ];
+}
+
+/** The label of the most probable class (the first on ties), as a string. */
+function labelNodes(probabilities: string, classes: readonly string[], label: string): Node[] {
+  return [
+    node('ArgMax', [probabilities], ['class_index'], [{ name: 'axis', type: ATTR.INT, i: 1 }, { name: 'keepdims', type: ATTR.INT, i: 0 }], ''),
+    node('LabelEncoder', ['class_index'], [label], [ints('keys_int64s', classes.map((_, i) => i)), strings('values_strings', classes), text('default_string', '')]),
+  ];
 }

@@ -60,7 +60,7 @@ export const ValueInfoProtoType = root.lookupType('onnx.ValueInfoProto');
 export const ELEM = { FLOAT: 1, INT64: 7, STRING: 8, DOUBLE: 11 } as const;
 
 /** AttributeProto.AttributeType values used here. */
-export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 
 /** Field numbers for the wire-level edit of a graph. */
 export const FIELD = { modelGraph: 7, graphNode: 1, graphOutput: 12 } as const;
@@ -72,6 +72,7 @@ export interface Attribute {
   f?: number;
   i?: number;
   s?: Uint8Array;
+  t?: Tensor;
   floats?: number[];
   ints?: number[];
   strings?: Uint8Array[];
@@ -97,10 +98,17 @@ export interface ValueInfo {
   name: string;
   type?: TypeInfo;
 }
+export interface Tensor {
+  name?: string;
+  dims?: number[];
+  data_type?: number;
+  float_data?: number[];
+  double_data?: number[];
+}
 export interface Graph {
   node?: Node[];
   name?: string;
-  initializer?: { name?: string }[];
+  initializer?: Tensor[];
   input?: ValueInfo[];
   output?: ValueInfo[];
 }
