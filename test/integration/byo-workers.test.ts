@@ -11,11 +11,13 @@ import { loadDataset } from '../../services/ml/dataset.js';
 import { codecs } from '../../services/shared/codec.js';
 import type { DeadLetter, FusedPrediction } from '../../services/shared/records.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
-import { GROUPS, topicsToEnv } from '../../services/shared/topics.js';
+import { GROUPS, topicsToEnv, withPrefix } from '../../services/shared/topics.js';
+import { ensureTopics } from '../../services/shared/kafka.js';
+import { ModelWorker } from '../../services/worker/worker.js';
 import { BuiltinRunner } from '../../services/worker/builtin-runner.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
-import { createTestTopics, eventually, featureMessage, produce, TestPipeline, testKafka } from '../support/pipeline.js';
+import { createTestTopics, eventually, featureMessage, produce, quietLogger, TestPipeline, testKafka } from '../support/pipeline.js';
 import { endOffsets, groupReached, readToEnd } from '../support/topic-end.js';
 
 // A pipeline of models the project did not run itself: an ONNX export (written by `train --onnx`,
@@ -149,5 +151,27 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
 
     // Both processes stop cleanly on SIGTERM.
     expect(await Promise.all(children.splice(0).map(stop))).toEqual([0, 0]);
+  });
+
+  it('a worker refuses to start when the predictions topic has fewer partitions than the features topic', async () => {
+    const kafka = testKafka();
+    const topics = withPrefix(`${uniqueName('t')}-`);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, [topics.features], 3);
+      await ensureTopics(admin, [topics.predictions, topics.deadLetters], 1);
+    } finally {
+      await admin.disconnect();
+    }
+    const artifact = manifest.models.find((m) => m.family === 'logistic-regression')!.artifactPath;
+    const worker = new ModelWorker({ kafka, topics, runner: await BuiltinRunner.load(artifact), logger: quietLogger });
+    await expect(worker.start()).rejects.toThrow(/has 1 partitions, fewer than .* \(3\)/);
+    await worker.stop();
+
+    const env = { ...process.env, ...topicsToEnv(topics), KAFKA_BROKERS: testInfra().kafkaBrokers.join(',') };
+    const python = spawnSync(PYTHON, [join(repoRoot(), 'examples', 'python', 'worker.py'), '--artifact', artifact], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(python.status).not.toBe(0);
+    expect(python.stderr).toMatch(/has 1 partitions, fewer than .* \(3\)/);
   });
 });
