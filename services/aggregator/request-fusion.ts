@@ -51,6 +51,7 @@ export class RequestFusion {
       strategy: this.fuser.strategy,
       requestCreatedAtMs: first?.requestCreatedAtMs ?? input.nowMs,
       fusedAtMs: input.nowMs,
+      classes: config.classes,
       missing,
     };
     if (outputs.length < config.quorum) {

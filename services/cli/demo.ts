@@ -10,6 +10,7 @@ import type { EnsembleMetrics } from '../shared/records.js';
 import type { RuntimeConfig } from '../shared/runtime-config.js';
 import { GROUPS, topicsToEnv } from '../shared/topics.js';
 import { infraDown, infraUp } from './local-infra.js';
+import { exportOnnxModels } from './onnx-models.js';
 import { scrapeGauge, sendLabels, snapshotsAfterNow } from './metrics-check.js';
 import { spawnService, type ServiceProcess, waitForGroups } from './processes.js';
 import { type Collected, collect, quantile, replayFeatures, startGroupAtEnd, waitFor } from './stream-client.js';
@@ -27,6 +28,8 @@ export interface DemoOptions {
   keepInfra: boolean;
   /** Aggregator config to run with; default: the one `select` chose (run first when missing). */
   configPath?: string;
+  /** Run the workers on the models' ONNX exports where a family has one (the others built in). */
+  onnx?: boolean;
   /** Port of the evaluator's Prometheus endpoint. @defaultValue 9464 */
   metricsPort?: number;
 }
@@ -97,7 +100,13 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
       ES_METRICS_INTERVAL_MS: '1000',
       ES_METRICS_PORT: String(metricsPort),
     };
-    for (const m of manifest.models) services.push(spawnService(`worker-${m.modelId}`, ['worker', '--artifact', m.artifactPath], env));
+    const onnx = o.onnx === true ? await exportOnnxModels(manifest.models, say) : new Map<string, string>();
+    for (const m of manifest.models) {
+      const path = onnx.get(m.modelId);
+      const args = path === undefined ? ['worker', '--artifact', m.artifactPath] : ['worker', '--onnx', path];
+      if (path !== undefined) say(`  ${m.modelId}: ONNX (${path})`);
+      services.push(spawnService(`worker-${m.modelId}`, args, env));
+    }
     services.push(spawnService('aggregator', ['aggregator', '--config', configPath], env));
     services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
     await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);

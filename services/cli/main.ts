@@ -8,22 +8,26 @@ import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { runEvaluator } from '../evaluator/main.js';
 import { runModelServer } from '../model-server/main.js';
 import { selectEnsemble } from '../selection/select-ensemble.js';
-import { runBuiltinWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
+import { runBuiltinWorker, runOnnxWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
 import { runDemo } from './demo.js';
 import { infraDown, infraUp } from './local-infra.js';
+import { exportOnnxModels } from './onnx-models.js';
 import { artifactsDir, train, writeManifest } from './training.js';
 
 const USAGE = `usage: ensemble-stream <command> [options]
 
 commands:
-  demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra]
-              the whole pipeline on local Kafka and Redis, with a report
+  demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx]
+              the whole pipeline on local Kafka and Redis, with a report (--onnx: workers run the ONNX exports)
   infra       up | down      start (or stop) local Kafka and Redis and create the topics
-  train       [--dataset letter|spam] [--seed N]      train every model family, write artifacts
+  train       [--dataset letter|spam] [--seed N] [--onnx]  train every model family, write artifacts
+              (--onnx: also <artifact>.onnx for logistic regression, decision tree, random forest)
   select      [--dataset letter|spam] [--seed N] [--out DIR (artifacts/<dataset>)]
               train, evaluate every model and fusion strategy, write the best aggregator config and a report
   worker      --artifact FILE [--model-id ID]          run one built-in model
               --remote URL --model NAME [--model-id ID]  run one model served over V2 REST (KServe)
+              --onnx FILE [--classes A,B,...] [--task classification|regression] [--output NAME] [--model-id ID]
+                                                           run an ONNX model (onnxruntime, one inference per batch)
               --synthetic CLASSES --model-id ID            run a synthetic model (for benchmarks)
   model-server --artifact FILE [--artifact FILE ...] [--port N]
               serve built-in models over the Open Inference Protocol (V2 REST)
@@ -66,6 +70,10 @@ async function main(argv: string[]): Promise<void> {
       synthetic: { type: 'string' },
       'model-id': { type: 'string' },
       'keep-infra': { type: 'boolean' },
+      onnx: { type: 'boolean' },
+      classes: { type: 'string' },
+      task: { type: 'string' },
+      output: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +88,7 @@ async function main(argv: string[]): Promise<void> {
         rate: values.rate === undefined ? DEFAULT_DEMO_RATE : values.rate === '0' ? 0 : positiveInt(values.rate, '--rate'),
         limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
         keepInfra: values['keep-infra'] === true,
+        onnx: values.onnx === true,
         ...(values.config === undefined ? {} : { configPath: values.config }),
       });
     case 'infra': {
@@ -91,7 +100,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'train': {
       const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
-      await train(dataset(values.dataset), seed, (line) => process.stdout.write(`${line}\n`));
+      const log = (line: string) => process.stdout.write(`${line}\n`);
+      const manifest = await train(dataset(values.dataset), seed, log);
+      if (values.onnx === true) await exportOnnxModels(manifest.models, log);
       return;
     }
     case 'select': {
@@ -110,6 +121,16 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'worker':
       if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id'));
+      if (values.onnx === true) {
+        const task = values.task;
+        if (task !== undefined && task !== 'classification' && task !== 'regression') throw new ConfigError(`--task: "${task}" is not classification or regression`);
+        return runOnnxWorker(required(positionals[0], '--onnx FILE'), {
+          ...(values['model-id'] === undefined ? {} : { modelId: values['model-id'] }),
+          ...(values.classes === undefined ? {} : { classes: values.classes.split(',').map((c) => c.trim()) }),
+          ...(task === undefined ? {} : { task }),
+          ...(values.output === undefined ? {} : { output: values.output }),
+        });
+      }
       if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
       return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
     case 'model-server':

@@ -37,6 +37,8 @@ export interface FusedPrediction {
   missing: { modelId: string; reason: MissingReason; detail: string | null }[];
   requestCreatedAtMs: number;
   fusedAtMs: number;
+  /** The class labels in the order of `probabilities` (empty for regression). Always set when decoded; writers may omit it (Avro default []). */
+  classes?: string[];
 }
 
 export interface Label {

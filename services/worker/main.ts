@@ -5,6 +5,7 @@ import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import { readRequestLimits } from './config.js';
 import type { ModelRunner } from './model-runner.js';
+import { OnnxRunner, type OnnxRunnerOptions } from './onnx-runner.js';
 import { RemoteRunner } from './remote-runner.js';
 import { SyntheticRunner } from './synthetic-runner.js';
 import { ModelWorker } from './worker.js';
@@ -12,6 +13,11 @@ import { ModelWorker } from './worker.js';
 /** Starts one worker for a built-in model artifact; configuration is read and checked here, once. */
 export async function runBuiltinWorker(artifactPath: string, modelId: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   await runWorker(await BuiltinRunner.load(artifactPath, modelId), env);
+}
+
+/** Starts one worker for an ONNX model file (refused at start if its inputs or outputs are unusable). */
+export async function runOnnxWorker(path: string, options: OnnxRunnerOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await runWorker(await OnnxRunner.load(path, options), env);
 }
 
 /** Starts one worker for a synthetic model (answers derived from the features; for benchmarks). */

@@ -2,7 +2,7 @@ import CircuitBreaker from 'opossum';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
-import { describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
+import { ConfigError, describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
 import { decodeKeyed, rejectMessage } from '../shared/ingress.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
@@ -85,6 +85,8 @@ interface RoundBatch {
 export class ModelWorker {
   readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0, deadLettersByReason: {}, invalidOutputs: 0 };
   readonly breaker: CircuitBreaker<[readonly number[]], ModelAnswer>;
+  /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
+  private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly service: string;
@@ -117,7 +119,7 @@ export class ModelWorker {
       (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
     );
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.commits.retain(new Map(Object.entries(payload.memberAssignment))));
-    this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), {
+    const breakerOptions = {
       timeout: o.breaker?.timeout ?? 1000,
       errorThresholdPercentage: o.breaker?.errorThresholdPercentage ?? 50,
       resetTimeout: o.breaker?.resetTimeout ?? 5000,
@@ -127,14 +129,20 @@ export class ModelWorker {
       name: runner.modelId,
       // Per-call latency lists cost memory on every call, and opossum sorts them all on every failure.
       rollingPercentilesEnabled: false,
-    });
+    };
+    this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), breakerOptions);
+    const batch = runner.predictBatch?.bind(runner);
+    this.batchBreaker = batch === undefined ? undefined : new CircuitBreaker(batch, breakerOptions);
     const transition = (state: string) => () => o.logger.warn(`model breaker ${state}`, { model: runner.modelId });
-    this.breaker.on('open', transition('open'));
-    this.breaker.on('halfOpen', transition('half-open'));
-    this.breaker.on('close', transition('closed'));
+    for (const breaker of [this.breaker, this.batchBreaker]) {
+      breaker?.on('open', transition('open'));
+      breaker?.on('halfOpen', transition('half-open'));
+      breaker?.on('close', transition('closed'));
+    }
   }
 
   async start(): Promise<void> {
+    await this.checkPartitions();
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.features, fromBeginning: true });
@@ -160,6 +168,7 @@ export class ModelWorker {
     await this.consumer.disconnect();
     await this.producer.disconnect();
     this.breaker.shutdown();
+    this.batchBreaker?.shutdown();
     await this.o.runner.close?.();
   }
 
@@ -183,8 +192,13 @@ export class ModelWorker {
           reasons.push(error.code);
         }
       }
-      const results = await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs));
-      for (const p of results) predictions.push({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers });
+      const results =
+        this.batchBreaker === undefined
+          ? await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs))
+          : await this.predictBatch(this.batchBreaker, accepted);
+      // The feature event's partition number: every model's answer to a request meets on one
+      // predictions partition whatever partitioner wrote the request (checkPartitions).
+      for (const p of results) predictions.push({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers, partition });
       const last = batch.messages[batch.messages.length - 1];
       joined = true;
       await this.round.join({ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString(), predictions, deadLetters });
@@ -223,9 +237,34 @@ export class ModelWorker {
   }
 
   private async predict(event: FeatureEvent, receivedAtMs: number): Promise<Prediction> {
-    const { runner } = this.o;
     const started = performance.now();
-    const base = {
+    try {
+      const answer = await this.breaker.fire(event.features);
+      return this.answered(event, receivedAtMs, answer, started);
+    } catch (error) {
+      return this.failed(event, receivedAtMs, error, started);
+    }
+  }
+
+  /** One model call for a partition's batch; each prediction's inferenceMicros is the whole call's time. */
+  private async predictBatch(
+    breaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]>,
+    accepted: readonly { event: FeatureEvent; receivedAtMs: number }[],
+  ): Promise<Prediction[]> {
+    if (accepted.length === 0) return [];
+    const started = performance.now();
+    try {
+      const answers = await breaker.fire(accepted.map(({ event }) => event.features));
+      if (answers.length !== accepted.length) throw new Error(`model answered ${answers.length} of ${accepted.length} rows`);
+      return accepted.map(({ event, receivedAtMs }, i) => this.answered(event, receivedAtMs, answers[i]!, started));
+    } catch (error) {
+      return accepted.map(({ event, receivedAtMs }) => this.failed(event, receivedAtMs, error, started));
+    }
+  }
+
+  private base(event: FeatureEvent, receivedAtMs: number) {
+    const { runner } = this.o;
+    return {
       requestId: event.requestId,
       modelId: runner.modelId,
       modelVersion: runner.modelVersion,
@@ -233,33 +272,57 @@ export class ModelWorker {
       deadlineMs: event.deadlineMs,
       receivedAtMs,
     };
+  }
+
+  private answered(event: FeatureEvent, receivedAtMs: number, answer: ModelAnswer, started: number): Prediction {
+    const base = this.base(event, receivedAtMs);
+    const inferenceMicros = Math.round((performance.now() - started) * 1000);
+    const problem = 'value' in answer ? valueProblem(answer.value) : probabilitiesProblem(answer.probabilities, this.o.runner.classCount);
+    if (problem !== undefined) {
+      // The model's own fault for this request: answered as an error, never passed downstream as a result.
+      this.stats.errors++;
+      this.stats.invalidOutputs++;
+      return { ...base, status: 'ERROR', probabilities: null, value: null, error: `invalid model output: ${problem}`, inferenceMicros };
+    }
+    this.stats.predictions++;
+    return 'value' in answer
+      ? { ...base, status: 'OK', probabilities: null, value: answer.value, error: null, inferenceMicros }
+      : { ...base, status: 'OK', probabilities: answer.probabilities, value: null, error: null, inferenceMicros };
+  }
+
+  private failed(event: FeatureEvent, receivedAtMs: number, error: unknown, started: number): Prediction {
+    const inferenceMicros = Math.round((performance.now() - started) * 1000);
+    const open = (error as { code?: string }).code === 'EOPENBREAKER';
+    if (open) this.stats.abstains++;
+    else this.stats.errors++;
+    return {
+      ...this.base(event, receivedAtMs),
+      status: open ? 'ABSTAIN' : 'ERROR',
+      probabilities: null,
+      value: null,
+      error: open ? 'circuit open' : describeError(error).slice(0, 1000),
+      inferenceMicros,
+    };
+  }
+
+  /**
+   * Predictions go to the partition number of the feature event they answer, so the predictions
+   * topic needs at least as many partitions as the features topic: refused at start otherwise.
+   */
+  private async checkPartitions(): Promise<void> {
+    const { features, predictions } = this.o.topics;
+    const admin = this.o.kafka.admin();
+    await admin.connect();
     try {
-      const answer = await this.breaker.fire(event.features);
-      const inferenceMicros = Math.round((performance.now() - started) * 1000);
-      const problem = 'value' in answer ? valueProblem(answer.value) : probabilitiesProblem(answer.probabilities, runner.classCount);
-      if (problem !== undefined) {
-        // The model's own fault for this request: answered as an error, never passed downstream as a result.
-        this.stats.errors++;
-        this.stats.invalidOutputs++;
-        return { ...base, status: 'ERROR', probabilities: null, value: null, error: `invalid model output: ${problem}`, inferenceMicros };
+      const meta = await admin.fetchTopicMetadata({ topics: [features, predictions] });
+      const count = (topic: string) => meta.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
+      if (count(predictions) < count(features)) {
+        throw new ConfigError(
+          `topic ${predictions} has ${count(predictions)} partitions, fewer than ${features} (${count(features)}): a worker writes each prediction to its feature event's partition number; give both topics the same partition count`,
+        );
       }
-      this.stats.predictions++;
-      return 'value' in answer
-        ? { ...base, status: 'OK', probabilities: null, value: answer.value, error: null, inferenceMicros }
-        : { ...base, status: 'OK', probabilities: answer.probabilities, value: null, error: null, inferenceMicros };
-    } catch (error) {
-      const inferenceMicros = Math.round((performance.now() - started) * 1000);
-      const open = (error as { code?: string }).code === 'EOPENBREAKER';
-      if (open) this.stats.abstains++;
-      else this.stats.errors++;
-      return {
-        ...base,
-        status: open ? 'ABSTAIN' : 'ERROR',
-        probabilities: null,
-        value: null,
-        error: open ? 'circuit open' : describeError(error).slice(0, 1000),
-        inferenceMicros,
-      };
+    } finally {
+      await admin.disconnect();
     }
   }
 }

@@ -32,6 +32,7 @@ describe('Avro codecs', () => {
       missing: [{ modelId: 'm2', reason: 'DEADLINE', detail: null }],
       requestCreatedAtMs: 1,
       fusedAtMs: 2,
+      classes: ['A', 'B', 'C'],
     };
     const cases = [
       [codecs.featureEvent, feature],
