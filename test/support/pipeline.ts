@@ -124,7 +124,12 @@ export class TestPipeline {
    * result committed by then: whatever the pipeline will emit for what it was given is in `fused`.
    */
   async drained(fused: { caughtUp: (timeoutMs?: number) => Promise<void> }, timeoutMs = 60_000): Promise<void> {
-    await untilConsumed(this.kafka, this.aggregatorGroup, this.topics.predictions, timeoutMs);
+    await this.drainedBy(this.aggregatorGroup, fused, timeoutMs);
+  }
+
+  /** `drained`, for aggregators of another group (processes started by a test). */
+  async drainedBy(groupId: string, fused: { caughtUp: (timeoutMs?: number) => Promise<void> }, timeoutMs = 60_000): Promise<void> {
+    await untilConsumed(this.kafka, groupId, this.topics.predictions, timeoutMs);
     await fused.caughtUp(timeoutMs);
   }
 
