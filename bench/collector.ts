@@ -106,7 +106,15 @@ export function messagesBetween(from: PartitionOffsets, to: PartitionOffsets): n
  * Reads the predictions written between two offset readings, after the phase, so that reading them
  * never competes with the pipeline while it is measured. Returns request id -> model id -> timing.
  */
-export async function readPredictions(kafka: Kafka, topic: string, from: PartitionOffsets, to: PartitionOffsets, groupId: string): Promise<Map<string, Map<string, PredictionSeen>>> {
+export async function readPredictions(
+  kafka: Kafka,
+  topic: string,
+  from: PartitionOffsets,
+  to: PartitionOffsets,
+  groupId: string,
+  /** Filled with request id -> Kafka timestamp of its first deadline record, when given. */
+  deadlineRecords?: Map<string, number>,
+): Promise<Map<string, Map<string, PredictionSeen>>> {
   const out = new Map<string, Map<string, PredictionSeen>>();
   const pending = new Set([...to].filter(([p, end]) => end > (from.get(p) ?? 0n)).map(([p]) => p));
   if (pending.size === 0) return out;
@@ -128,7 +136,12 @@ export async function readPredictions(kafka: Kafka, topic: string, from: Partiti
       const end = to.get(batch.partition) ?? 0n;
       for (const m of batch.messages) {
         if (BigInt(m.offset) >= end) break;
-        if (m.key === null || m.value === null || header(m.headers, HEADERS.control) !== undefined) continue;
+        if (m.key !== null && header(m.headers, HEADERS.control) !== undefined) {
+          const id = m.key.toString();
+          if (!deadlineRecords?.has(id)) deadlineRecords?.set(id, Number(m.timestamp));
+          continue;
+        }
+        if (m.key === null || m.value === null) continue;
         const p = codecs.prediction.decode(m.value, m.headers);
         let byModel = out.get(p.requestId);
         if (byModel === undefined) out.set(p.requestId, (byModel = new Map()));

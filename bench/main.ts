@@ -154,10 +154,22 @@ async function runProfile(profile: Profile, options: BenchOptions, ctx: PhaseCon
   try {
     const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)) };
     if (options.warmup > 0) {
-      say(`${name}: warm-up, ${options.warmup} requests at ${options.rate}/s`);
-      await runPhase(measured, name, 'fixed-rate', 0, options.warmup, options.rate);
+      const rate = name === 'dead-model' ? options.deadModel.rate : options.rate;
+      say(`${name}: warm-up, ${options.warmup} requests at ${rate}/s`);
+      await runPhase(measured, name, 'fixed-rate', 0, Math.min(options.warmup, 3 * rate), rate);
     }
     for (let rep = 1; rep <= options.repeat; rep++) {
+      if (name === 'dead-model') {
+        // One fixed-rate phase of about 20 s: every request waits for its deadline.
+        const { rate, deadlineMs } = options.deadModel;
+        const count = Math.min(options.requests, 20 * rate);
+        say(`${name}: fixed-rate ${rate}/s, ${count} requests, one model dead, deadline ${deadlineMs} ms${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`);
+        const result = await runPhase(measured, name, 'fixed-rate', rep, count, rate, deadlineMs);
+        const late = result.deadlineLateness;
+        say(`  fused ${result.fused}/${result.requests}; after the deadline: p50 ${late?.total.p50} p99 ${late?.total.p99} max ${late?.total.max} ms`);
+        phases.push(result);
+        continue;
+      }
       for (const [load, rate] of [['fixed-rate', options.rate], ['saturation', 0]] as const) {
         say(`${name}: ${load}${rate > 0 ? ` ${rate}/s` : ''}, ${options.requests} requests${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`);
         const result = await runPhase(measured, name, load, rep, options.requests, rate);

@@ -2,8 +2,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../services/shared/errors.js';
 import { positiveInt } from '../services/shared/runtime-config.js';
 
-export type ProfileName = 'synthetic' | 'letter';
-const PROFILES: readonly ProfileName[] = ['synthetic', 'letter'];
+export type ProfileName = 'synthetic' | 'letter' | 'dead-model';
+const PROFILES: readonly ProfileName[] = ['synthetic', 'letter', 'dead-model'];
 
 export interface BenchOptions {
   /** Measured requests per phase. */
@@ -29,6 +29,8 @@ export interface BenchOptions {
   cpuProfile: boolean;
   /** Aggregator instances (they share the predictions partitions). */
   aggregators: number;
+  /** The dead-model profile: offered rate and join deadline (every request waits for it). */
+  deadModel: { rate: number; deadlineMs: number };
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -37,7 +39,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --rate N             offered rate of the fixed-rate phase, req/s (2000)
   --warmup N           unmeasured requests before each profile's phases (2000)
   --repeat N           runs of each phase; the table shows medians (1)
-  --profile LIST       synthetic,letter (both)
+  --profile LIST       synthetic,letter,dead-model (all)
   --classes N          probabilities per synthetic answer (26, like letter)
   --no-ceiling         skip the raw broker measurements
   --ceiling-records N  records per raw broker measurement (100000)
@@ -45,6 +47,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --state-ttl-ms N     join state TTL, waited for at the end (35000)
   --cpu-profile        write a V8 CPU profile of every service process
   --aggregators N      aggregator instances sharing the partitions (1)
+  --dead-model-rate N  offered rate of the dead-model profile, req/s (300)
+  --dead-model-deadline-ms N  its deadline, which every request waits for (1000)
 
 Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers;
 set KAFKA_PORT/KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
@@ -65,6 +69,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       'state-ttl-ms': { type: 'string' },
       'cpu-profile': { type: 'boolean' },
       aggregators: { type: 'string' },
+      'dead-model-rate': { type: 'string' },
+      'dead-model-deadline-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -85,8 +91,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     stateTtlMs: int(values['state-ttl-ms'], 35_000, '--state-ttl-ms'),
     cpuProfile: values['cpu-profile'] === true,
     aggregators: int(values.aggregators, 1, '--aggregators'),
+    deadModel: { rate: int(values['dead-model-rate'], 300, '--dead-model-rate'), deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms') },
   };
   if (options.classes < 2) throw new ConfigError('--classes: at least 2');
   if (options.stateTtlMs <= options.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --deadline-ms');
+  if (options.stateTtlMs <= options.deadModel.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --dead-model-deadline-ms');
   return options;
 }

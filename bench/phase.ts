@@ -5,6 +5,7 @@ import type { Kafka } from 'kafkajs';
 import { waitFor } from '../services/cli/stream-client.js';
 import type { Topics } from '../services/shared/topics.js';
 import { endOffsets, type FusedCollector, messagesBetween, readPredictions } from './collector.js';
+import { type DeadlineLateness, deadlineLateness } from './deadline-lateness.js';
 import { type PhaseLatency, phaseLatency, type Throughput, throughput } from './latency.js';
 import { sendLoad } from './load-driver.js';
 import { type MachineUsage, type ProcessUsage, ProcessSampler, type WatchedProcess } from './process-stats.js';
@@ -51,6 +52,8 @@ export interface PhaseResult {
   machine: MachineUsage;
   /** End-to-end latency by creation time, for the plot. */
   timeline: { t: number; ms: number }[];
+  /** Phases where every request waits for its deadline (a dead model): how late it ended. */
+  deadlineLateness?: DeadlineLateness;
 }
 
 /** A phase gives up when no new result arrived for this long (a stalled or crashed service). */
@@ -64,7 +67,7 @@ const SETTLE_MS = 250;
  * One measured phase: `count` requests at `rate` (0: as fast as the producer goes), waited for
  * until every result is in, then everything is read back and computed.
  */
-export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKind, repetition: number, count: number, rate: number): Promise<PhaseResult> {
+export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKind, repetition: number, count: number, rate: number, deadlineMs?: number): Promise<PhaseResult> {
   const prefix = `${ctx.runId}-${profile}-${load}-${repetition}-`;
   ctx.collector.expect(prefix);
   const [predictionsFrom, deadLettersFrom, redisBefore] = await Promise.all([
@@ -83,7 +86,8 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
   const redisAfter = await redisSnapshot(ctx.redis);
   await new Promise((r) => setTimeout(r, complete ? DUPLICATE_GRACE_MS : 0));
   const [predictionsTo, deadLettersTo] = await Promise.all([endOffsets(ctx.kafka, ctx.topics.predictions), endOffsets(ctx.kafka, ctx.topics.deadLetters)]);
-  const predictions = await readPredictions(ctx.kafka, ctx.topics.predictions, predictionsFrom, predictionsTo, `${ctx.runId}.predictions.${profile}.${load}.${repetition}`);
+  const deadlineRecords = new Map<string, number>();
+  const predictions = await readPredictions(ctx.kafka, ctx.topics.predictions, predictionsFrom, predictionsTo, `${ctx.runId}.predictions.${profile}.${load}.${repetition}`, deadlineRecords);
 
   const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
   const statuses = { complete: 0, partial: 0, insufficient: 0 };
@@ -134,6 +138,7 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
     }),
     machine: usage.machine,
     timeline,
+    ...(deadlineMs === undefined ? {} : { deadlineLateness: deadlineLateness(ids, ctx.collector.seen, deadlineMs, deadlineRecords) }),
   };
 }
 

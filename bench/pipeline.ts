@@ -22,6 +22,18 @@ export interface Profile {
 const LETTER_FAMILIES = ['knn', 'random-forest', 'logistic-regression'];
 
 export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line: string) => void): Promise<Profile> {
+  if (name === 'dead-model') {
+    // Three synthetic models expected, one never started, and a breaker that never opens: every
+    // request waits for its deadline, so the phase measures how late deadlines are.
+    const ids = ['synthetic-a', 'synthetic-b', 'synthetic-dead'];
+    const classes = Array.from({ length: o.classes }, (_, i) => `c${i}`);
+    const config = fusionConfig(classes, ids, { ...o, deadlineMs: o.deadModel.deadlineMs });
+    return {
+      name,
+      models: ids.slice(0, 2).map((modelId) => ({ modelId, workerArgs: ['worker', '--synthetic', String(o.classes), '--model-id', modelId] })),
+      config: { ...config, breaker: { ...config.breaker, volumeThreshold: 1_000_000_000 } },
+    };
+  }
   if (name === 'synthetic') {
     const ids = ['synthetic-a', 'synthetic-b', 'synthetic-c'];
     const classes = Array.from({ length: o.classes }, (_, i) => `c${i}`);

@@ -92,6 +92,25 @@ export function formatReport(r: BenchReport): string {
     ),
   );
 
+  const deadlines = groups(r.phases).filter((g) => g[0]?.deadlineLateness !== undefined);
+  if (deadlines.length > 0) {
+    out.push('', 'Deadlines with a dead model: how long after its deadline a request was visible to a read_committed client, ms');
+    out.push('(sweep: deadline -> deadline record sent; to fused: record -> owner fused it; to client: transaction + client fetch)');
+    out.push(
+      formatTable(
+        ['profile', 'offered/s', 'waited', 'late p50', 'p99', 'max', 'sweep p50/p99', 'to fused p50/p99', 'to client p50/p99'],
+        deadlines.map((g) => {
+          const first = g[0] as PhaseResult;
+          const d = (f: (l: NonNullable<PhaseResult['deadlineLateness']>) => number) => fmt(median(g.map((p) => f(p.deadlineLateness as NonNullable<PhaseResult['deadlineLateness']>))));
+          return [
+            first.profile, String(first.offeredRate), d((l) => l.count), d((l) => l.total.p50), d((l) => l.total.p99), d((l) => l.total.max),
+            `${d((l) => l.sweep.p50)} / ${d((l) => l.sweep.p99)}`, `${d((l) => l.toFused.p50)} / ${d((l) => l.toFused.p99)}`, `${d((l) => l.toClient.p50)} / ${d((l) => l.toClient.p99)}`,
+          ];
+        }),
+      ),
+    );
+  }
+
   out.push('', 'Redis per fused result (script calls, round trips, commands run incl. those inside scripts, script time)');
   out.push(
     formatTable(

@@ -91,9 +91,12 @@ export class DeadlineSweeper {
   async sweep(nowMs = Date.now()): Promise<number> {
     // Every partition claimed at once (pipelined on one connection), then one produce request.
     const partitions = Array.from({ length: this.partitions }, (_, p) => p);
-    const due = await Promise.all(partitions.map((p) => this.o.joinStore.claimDue(p, nowMs, this.o.leaseMs ?? 5000, this.o.claimLimit ?? 1000)));
-    const messages = due.flatMap((ids, partition) => ids.map((requestId) => deadlineRecord(requestId, partition, this.o.controlSecret, nowMs)));
+    const claims = await Promise.all(partitions.map((p) => this.o.joinStore.claimDue(p, nowMs, this.o.leaseMs ?? 5000, this.o.claimLimit ?? 1000)));
+    const messages = claims.flatMap(({ due }, partition) => due.map((requestId) => deadlineRecord(requestId, partition, this.o.controlSecret, nowMs)));
     if (messages.length > 0) await this.producer.send({ topic: this.o.predictionsTopic, messages, acks: -1 });
+    // The next deadline of any partition, whoever joined it: sweep again exactly then.
+    const next = Math.min(...claims.map((c) => c.nextAtMs));
+    if (next < Infinity) this.wake(next);
     return messages.length;
   }
 

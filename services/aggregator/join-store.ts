@@ -151,9 +151,14 @@ export class JoinStore {
     await this.commands.finishRequests(this.keys.partitionPrefix(partition), ...requestIds);
   }
 
-  /** Claims up to `limit` requests of a partition whose deadline passed (see claim-deadlines-1.lua). */
-  claimDue(partition: number, nowMs: number, leaseMs: number, limit: number): Promise<string[]> {
-    return this.commands.claimDeadlines(this.keys.deadlines(partition), nowMs, leaseMs, limit);
+  /**
+   * Claims up to `limit` requests of a partition whose deadline passed (see claim-deadlines-1.lua);
+   * also says when the partition's next deadline (or lease) falls due.
+   */
+  async claimDue(partition: number, nowMs: number, leaseMs: number, limit: number): Promise<{ due: string[]; nextAtMs: number }> {
+    const reply = await this.commands.claimDeadlines(this.keys.deadlines(partition), nowMs, leaseMs, limit);
+    const next = reply.pop();
+    return { due: reply, nextAtMs: next === undefined || next === '' ? Infinity : Number(next) };
   }
 
   /**

@@ -84,9 +84,10 @@ describe('join scripts on real Redis', () => {
     await fresh();
     const now = Date.now();
     await join(store, 1, [prediction('late-req', 'm1', 1, now - 1), prediction('on-time', 'm1', 2, now + 60_000)], MODELS, now);
-    expect(await store.claimDue(1, now, 5000, 100)).toEqual(['late-req']);
-    expect(await store.claimDue(1, now + 10, 5000, 100)).toEqual([]); // leased
-    expect(await store.claimDue(1, now + 6000, 5000, 100)).toEqual(['late-req']); // lease ran out: claimable again
+    // The claim says when to look again: the lease, before the on-time request (due in 60 s).
+    expect(await store.claimDue(1, now, 5000, 100)).toEqual({ due: ['late-req'], nextAtMs: now + 5000 });
+    expect((await store.claimDue(1, now + 10, 5000, 100)).due).toEqual([]); // leased
+    expect((await store.claimDue(1, now + 6000, 5000, 100)).due).toEqual(['late-req']); // lease ran out: claimable again
 
     const expired = await join(store, 1, [{ kind: 'deadline', requestId: 'late-req', offset: '3' }], MODELS, now);
     expect(expired[0]).toMatchObject({ kind: 'fuse', why: 'deadline' });
@@ -94,7 +95,7 @@ describe('join scripts on real Redis', () => {
     // A second claim's record, and records for unknown requests, are ignored.
     const repeat = await join(store, 1, [{ kind: 'deadline', requestId: 'late-req', offset: '4' }, { kind: 'deadline', requestId: 'nope', offset: '5' }], MODELS, now);
     expect(repeat.map((o) => o.kind)).toEqual(['ignored', 'ignored']);
-    expect(await store.claimDue(1, now + 60_000, 5000, 100)).toEqual(['on-time']);
+    expect(await store.claimDue(1, now + 60_000, 5000, 100)).toEqual({ due: ['on-time'], nextAtMs: now + 65_000 });
     expect(await redis.zrange(keys.deadlines(1), 0, -1)).toEqual(['on-time']);
   });
 

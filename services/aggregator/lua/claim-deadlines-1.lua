@@ -11,11 +11,14 @@
     ARGV[1] now, ms since epoch
     ARGV[2] lease, ms
     ARGV[3] the most requests to claim
-  Output: the claimed request ids.
+  Output: the claimed request ids, then the earliest score left in the index after the claim
+  ("" if it is empty): when to sweep this partition next.
 ]]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local until_ = tonumber(ARGV[1]) + tonumber(ARGV[2])
 for _, requestId in ipairs(due) do
   redis.call('ZADD', KEYS[1], until_, requestId)
 end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+due[#due + 1] = next[2] or ''
 return due
