@@ -1,7 +1,7 @@
 import { createKafka } from '../shared/kafka.js';
 import { runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
@@ -14,9 +14,9 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const runtime = readRuntimeConfig(env);
   const config = loadAggregatorConfig(configPath);
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `aggregator-${runtime.instanceId}`, logger });
-  const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
-  const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `aggregator-${runtime.instanceId}`, logger });
+  const redis = createRedis(runtime.redis, `aggregator-${runtime.instanceId}`);
+  const sweeperRedis = createRedis(runtime.redis, `aggregator-sweeper-${runtime.instanceId}`);
   const keys = new RedisKeys(runtime.redisNamespace);
   const joinStore = new JoinStore(redis, keys, { stateTtlMs: config.stateTtlMs });
   const fusion = await buildFuser(config, configPath, { redis: sweeperRedis, keys, logger });
@@ -35,6 +35,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
   const start = async () => {
+    await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();
     await aggregator.start();
   };
@@ -43,5 +44,5 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     fusion.stop();
     redis.disconnect();
     sweeperRedis.disconnect();
-  });
+  }, runtime.supervision);
 }

@@ -10,7 +10,7 @@ import { runModelServer } from '../model-server/main.js';
 import { selectEnsemble } from '../selection/select-ensemble.js';
 import { runBuiltinWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
 import { runDemo } from './demo.js';
-import { infraDown, infraUp } from './local-infra.js';
+import { clusterEnv, infraDown, infraUp } from './local-infra.js';
 import { artifactsDir, train, writeManifest } from './training.js';
 
 const USAGE = `usage: ensemble-stream <command> [options]
@@ -18,7 +18,10 @@ const USAGE = `usage: ensemble-stream <command> [options]
 commands:
   demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra]
               the whole pipeline on local Kafka and Redis, with a report
-  infra       up | down      start (or stop) local Kafka and Redis and create the topics
+  infra       up | down [--brokers N] [--redis-cluster]
+                             start (or stop) local Kafka (N > 1: a KRaft cluster of N nodes, internal
+                             topics at RF 3 / min ISR 2) and Redis (a 3-master Redis Cluster), and
+                             create the topics
   train       [--dataset letter|spam] [--seed N]      train every model family, write artifacts
   select      [--dataset letter|spam] [--seed N] [--out DIR (artifacts/<dataset>)]
               train, evaluate every model and fusion strategy, write the best aggregator config and a report
@@ -66,6 +69,8 @@ async function main(argv: string[]): Promise<void> {
       synthetic: { type: 'string' },
       'model-id': { type: 'string' },
       'keep-infra': { type: 'boolean' },
+      brokers: { type: 'string' },
+      'redis-cluster': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -84,8 +89,9 @@ async function main(argv: string[]): Promise<void> {
       });
     case 'infra': {
       const runtime = readRuntimeConfig();
-      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel));
-      else if (positionals[0] === 'down') infraDown();
+      const shape = { brokers: values.brokers === undefined ? 1 : positiveInt(values.brokers, '--brokers'), redisCluster: values['redis-cluster'] === true };
+      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel), process.env, shape);
+      else if (positionals[0] === 'down') infraDown(undefined, clusterEnv(runtime, shape, process.env));
       else throw new ConfigError('infra: say "up" or "down"');
       return;
     }

@@ -30,7 +30,7 @@ export async function runRemoteWorker(baseUrl: string, model: string, modelId: s
 async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
   const worker = new ModelWorker({ kafka, topics: runtime.topics, runner, logger, fetch: runtime.fetch, ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }) });
-  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop());
+  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
 }
