@@ -16,6 +16,8 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
+          // Before any test file loads kafkajs: services/shared/kafkajs-produce-fix.ts.
+          setupFiles: ['test/support/kafkajs-fix.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
           fileParallelism: false,
@@ -29,6 +31,7 @@ export default defineConfig({
           name: 'cluster',
           include: ['test/cluster/**/*.test.ts', 'test/integration/pipeline.test.ts', 'test/integration/aggregator-restart.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
+          setupFiles: ['test/support/kafkajs-fix.ts'],
           testTimeout: 240_000,
           hookTimeout: 120_000,
           fileParallelism: false,

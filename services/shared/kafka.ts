@@ -1,3 +1,5 @@
+// First: replaces kafkajs's send loop before kafkajs loads (see the module).
+import './kafkajs-produce-fix.js';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import { type Admin, type ITopicConfig, Kafka, type KafkaConfig, logLevel as KafkaLogLevel, type logCreator, type SASLOptions } from 'kafkajs';
