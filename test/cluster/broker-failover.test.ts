@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,10 +21,15 @@ const STREAM_MS = 36_000;
 const KILL_AT_MS = 8_000;
 const DOWN_MS = 20_000;
 
-function clusterScript(action: string, ...args: string[]): void {
+/** kafka-cluster.sh, run without blocking: the test process keeps producing and reading meanwhile. */
+async function clusterScript(action: string, ...args: string[]): Promise<void> {
   const ports = testInfra().kafkaBrokers.map((b) => b.split(':')[1]).join(',');
-  const r = spawnSync('bash', [join(repoRoot(), 'infra', 'local', 'kafka-cluster.sh'), action, ...args], { env: { ...process.env, KAFKA_CLUSTER_PORTS: ports }, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`kafka-cluster.sh ${action} ${args.join(' ')} failed: ${r.stdout}${r.stderr}`);
+  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'kafka-cluster.sh'), action, ...args], { env: { ...process.env, KAFKA_CLUSTER_PORTS: ports }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`kafka-cluster.sh ${action} ${args.join(' ')} failed: ${output}`);
 }
 
 describe('a broker of three killed mid-stream', () => {
@@ -86,10 +91,10 @@ describe('a broker of three killed mid-stream', () => {
 
     await new Promise((r) => setTimeout(r, KILL_AT_MS));
     const killedAt = Date.now();
-    clusterScript('kill', String(victim));
+    await clusterScript('kill', String(victim));
     await new Promise((r) => setTimeout(r, DOWN_MS));
     const restartAt = Date.now();
-    clusterScript('start');
+    await clusterScript('start');
     const restartedAt = Date.now();
     await producing;
     const producedAt = Date.now();
@@ -114,7 +119,11 @@ describe('a broker of three killed mid-stream', () => {
     const partial = fused.records.filter((r) => r.value.status !== 'COMPLETE').length;
     // From the first result on, until the last request was produced.
     const from = Math.min(...fused.records.map((r) => r.timestampMs));
-    const fusedGap = longestGap(fused.records.map((r) => r.timestampMs), from, producedAt);
+    const fusedTimes = fused.records.map((r) => r.timestampMs);
+    const fusedGap = longestGap(fusedTimes, from, producedAt);
+    // Apart: while the broker is down, and from its restart on.
+    const whileDown = longestGap(fusedTimes, killedAt, restartAt);
+    const afterRestart = longestGap(fusedTimes, restartAt, producedAt);
     const workerGaps = Object.fromEntries(
       MODELS.map((id) => {
         const gap = longestGap(predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs), from, producedAt);
@@ -133,6 +142,8 @@ describe('a broker of three killed mid-stream', () => {
       sendRetries,
       longestFusedGapMs: fusedGap.gapMs,
       fusedGapStartsAfterKillMs: fusedGap.atMs - killedAt,
+      longestFusedGapWhileDownMs: whileDown.gapMs,
+      longestFusedGapFromRestartMs: afterRestart.gapMs,
       longestPredictionGapMsByModel: workerGaps,
       exitCodes,
     };
