@@ -6,6 +6,7 @@ import { infraDown, infraUp } from '../services/cli/local-infra.js';
 import { ConfigError, describeError } from '../services/shared/errors.js';
 import { createKafka } from '../services/shared/kafka.js';
 import { createLogger } from '../services/shared/log.js';
+import { Redis } from 'ioredis';
 import { createRedis } from '../services/shared/redis.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import { DEFAULT_REDIS_URL, readRuntimeConfig } from '../services/shared/runtime-config.js';
@@ -48,8 +49,11 @@ async function main(argv: string[]): Promise<void> {
   say(`ensemble-stream bench ${runId}: kafka ${runtime.kafkaBrokers.join(',')}, redis ${runtime.redisUrl}`);
   const started = await infraUp(runtime, logger, env);
   stopInfra = () => infraDown(started, env);
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: 'ensemble-stream-bench', logger });
-  const redis = createRedis(runtime.redisUrl, 'ensemble-stream-bench');
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: 'ensemble-stream-bench', logger });
+  const client = createRedis(runtime.redis, 'ensemble-stream-bench');
+  // Its INFO readings are one server's: a cluster's figures would be one node's share.
+  if (!(client instanceof Redis)) throw new Error('the benchmark measures one Redis server: point REDIS_URL at a single node');
+  const redis = client;
   const workDir = mkdtempSync(join(tmpdir(), 'es-bench-'));
   const createdTopics: string[] = [];
   let loadGenerator: ChildProcess | undefined;

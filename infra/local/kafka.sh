@@ -9,9 +9,17 @@
 #                              answers; reuses a broker already answering on the port
 #   kafka.sh stop              stop the broker this script started (and nothing else)
 #   kafka.sh status            one line; exit 0 when a broker answers, 3 when stopped, 1 otherwise
+#   kafka.sh launch            as start, without waiting (a node of a quorum that is not up yet)
+#   kafka.sh wait              wait until the broker answers
 #
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), ES_LOCAL_DIR (<repo>/.local),
 # KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (60 s), KAFKA_STOP_TIMEOUT (30 s).
+# One node of several (kafka-cluster.sh sets these): KAFKA_NODE_ID (1), KAFKA_QUORUM_VOTERS
+# (id@host:port,...; empty: a standalone quorum), KAFKA_CLUSTER_ID (the same on every node),
+# KAFKA_REPLICATION (1: internal topics' and the default replication factor), KAFKA_MIN_ISR (1),
+# KAFKA_LIB (a shared classpath folder). SCRAM: KAFKA_SCRAM_USER with KAFKA_SCRAM_PASSWORD or
+# KAFKA_SCRAM_PASSWORD_FILE makes the client port a SASL_PLAINTEXT listener (SCRAM-SHA-256 and -512)
+# whose one user is created at format time; brokers talk to each other with that user too.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +37,16 @@ POM=$ROOT/infra/kafka/pom.xml
 LOG4J_CONFIG=$ROOT/infra/kafka/log4j2.yaml
 TEMPLATE=$ROOT/infra/kafka/server.properties.template
 KAFKA_DIR=$LOCAL_DIR/kafka
-LIB=$KAFKA_DIR/lib
+LIB=${KAFKA_LIB:-$KAFKA_DIR/lib}
+KAFKA_NODE_ID=${KAFKA_NODE_ID:-1}
+KAFKA_QUORUM_VOTERS=${KAFKA_QUORUM_VOTERS:-}
+KAFKA_CLUSTER_ID=${KAFKA_CLUSTER_ID:-}
+KAFKA_REPLICATION=${KAFKA_REPLICATION:-1}
+KAFKA_MIN_ISR=${KAFKA_MIN_ISR:-1}
+KAFKA_SCRAM_USER=${KAFKA_SCRAM_USER:-}
+if [[ -n ${KAFKA_SCRAM_PASSWORD_FILE:-} ]]; then KAFKA_SCRAM_PASSWORD=$(<"$KAFKA_SCRAM_PASSWORD_FILE"); fi
+KAFKA_SCRAM_PASSWORD=${KAFKA_SCRAM_PASSWORD:-}
+export KAFKA_SCRAM_USER KAFKA_SCRAM_PASSWORD
 TOOLS_LIB=$KAFKA_DIR/tools-lib
 PROPS=$KAFKA_DIR/server.properties
 DATA_DIR=$KAFKA_DIR/data
@@ -115,9 +132,11 @@ port_open() {
 # an open port alone is not a ready broker.
 PROBE_JS='
 const { Kafka, logLevel } = require("kafkajs");
+const user = process.env.KAFKA_SCRAM_USER;
+const sasl = user ? { mechanism: "scram-sha-256", username: user, password: process.env.KAFKA_SCRAM_PASSWORD } : undefined;
 const admin = new Kafka({
   clientId: "kafka-sh-probe", brokers: [process.argv[1]], logLevel: logLevel.NOTHING,
-  connectionTimeout: 1000, requestTimeout: 3000, retry: { retries: 0 },
+  connectionTimeout: 1000, requestTimeout: 3000, retry: { retries: 0 }, sasl,
 }).admin();
 admin.connect().then(() => admin.describeCluster()).then(
   (cluster) => process.exit(cluster.brokers.length > 0 ? 0 : 1),
@@ -163,6 +182,45 @@ render_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@KAFKA_LOG_DIRS@|$esc_dir|g" "$TEMPLATE" >"$PROPS.tmp"
+  # Later keys win in a properties file: one node of several, and SCRAM, override the template.
+  if [[ -n $KAFKA_QUORUM_VOTERS || $KAFKA_REPLICATION != 1 || $KAFKA_MIN_ISR != 1 ]]; then
+    cat >>"$PROPS.tmp" <<EOF2
+
+# One node of a cluster (kafka.sh with KAFKA_NODE_ID, KAFKA_QUORUM_VOTERS, KAFKA_REPLICATION).
+node.id=$KAFKA_NODE_ID
+controller.quorum.bootstrap.servers=
+controller.quorum.voters=$KAFKA_QUORUM_VOTERS
+default.replication.factor=$KAFKA_REPLICATION
+min.insync.replicas=$KAFKA_MIN_ISR
+offsets.topic.replication.factor=$KAFKA_REPLICATION
+transaction.state.log.replication.factor=$KAFKA_REPLICATION
+transaction.state.log.min.isr=$KAFKA_MIN_ISR
+share.coordinator.state.topic.replication.factor=$KAFKA_REPLICATION
+share.coordinator.state.topic.min.isr=$KAFKA_MIN_ISR
+# A dead broker is noticed by the controller after this (default 9 s), and its partitions' leaders
+# move: the larger part of a client's failover gap.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+EOF2
+  fi
+  if [[ -n $KAFKA_SCRAM_USER ]]; then
+    [[ -n $KAFKA_SCRAM_PASSWORD ]] || die "KAFKA_SCRAM_USER is set without KAFKA_SCRAM_PASSWORD or KAFKA_SCRAM_PASSWORD_FILE"
+    [[ $KAFKA_SCRAM_USER =~ ^[A-Za-z0-9_.-]+$ && $KAFKA_SCRAM_PASSWORD =~ ^[A-Za-z0-9_.+/=-]+$ ]] ||
+      die "KAFKA_SCRAM_USER and KAFKA_SCRAM_PASSWORD may hold only letters, digits and _ . + / = -"
+    cat >>"$PROPS.tmp" <<EOF2
+
+# SCRAM on the client port (kafka.sh with KAFKA_SCRAM_USER); the user is created at format time.
+listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SCRAM_USER" password="$KAFKA_SCRAM_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SCRAM_USER" password="$KAFKA_SCRAM_PASSWORD";
+EOF2
+    chmod 600 "$PROPS.tmp"
+  fi
   mv "$PROPS.tmp" "$PROPS"
 }
 
@@ -176,10 +234,15 @@ format_once() {
   if [[ -d $DATA_DIR && -n $(ls -A "$DATA_DIR") ]]; then
     die "$DATA_DIR holds files but no meta.properties; remove the folder to start afresh"
   fi
-  local cluster_id
-  cluster_id=$(java_run kafka.tools.StorageTool random-uuid 2>>"$CONSOLE_LOG" | tail -n 1)
-  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed '$cluster_id'"
-  if ! java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$PROPS" \
+  local cluster_id=$KAFKA_CLUSTER_ID quorum=(--standalone) scram=()
+  [[ -n $cluster_id ]] || cluster_id=$(java_run kafka.tools.StorageTool random-uuid 2>>"$CONSOLE_LOG" | tail -n 1)
+  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "the cluster id is '$cluster_id', not a KRaft uuid"
+  [[ -n $KAFKA_QUORUM_VOTERS ]] && quorum=()
+  if [[ -n $KAFKA_SCRAM_USER ]]; then
+    scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]"
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]")
+  fi
+  if ! java_run kafka.tools.StorageTool format "${quorum[@]}" "${scram[@]}" -t "$cluster_id" -c "$PROPS" \
     >>"$CONSOLE_LOG" 2>&1; then
     show_logs
     die "formatting $DATA_DIR failed"
@@ -215,6 +278,7 @@ wait_ready() {
 }
 
 cmd_start() {
+  local wait=${1:-wait}
   need java setsid
   need_probe
   check_port KAFKA_PORT "$KAFKA_PORT"
@@ -222,7 +286,7 @@ cmd_start() {
   lock
   local pid
   if pid=$(our_pid); then
-    wait_ready "$pid"
+    [[ $wait == wait ]] && wait_ready "$pid"
     return 0
   fi
   rm -f "$PID_FILE"
@@ -239,6 +303,7 @@ cmd_start() {
   format_once
   launch
   pid=$(<"$PID_FILE")
+  [[ $wait == wait ]] || return 0
   if ! (wait_ready "$pid"); then
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$PID_FILE"
@@ -294,7 +359,13 @@ cmd_status() {
 case "${1:-}" in
   fetch) shift; cmd_fetch "$@" ;;
   start) cmd_start ;;
+  launch) cmd_start no-wait ;;
+  wait)
+    need_probe
+    pid=$(our_pid) || die "no broker started by kafka.sh for $KAFKA_DIR"
+    wait_ready "$pid"
+    ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) die "usage: kafka.sh {fetch [--tools]|start|stop|status}" ;;
+  *) die "usage: kafka.sh {fetch [--tools]|start|launch|wait|stop|status}" ;;
 esac

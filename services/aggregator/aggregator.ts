@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { RedisClient as Redis } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError } from '../shared/errors.js';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../shared/redis.js';
 import { LearnedWeights } from '../evaluator/learned-weights.js';
 import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
 import { repoRoot } from '../shared/repo-root.js';

@@ -2,7 +2,7 @@ import { createKafka } from '../shared/kafka.js';
 import { readControlSecret } from '../shared/control-records.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
@@ -17,9 +17,9 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
   const control = readControlSecret(env);
   if (control.source === 'generated') logger.warn('ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production', { file: control.file });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `aggregator-${runtime.instanceId}`, logger });
-  const redis = createRedis(runtime.redisUrl, `aggregator-${runtime.instanceId}`);
-  const sweeperRedis = createRedis(runtime.redisUrl, `aggregator-sweeper-${runtime.instanceId}`);
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `aggregator-${runtime.instanceId}`, logger });
+  const redis = createRedis(runtime.redis, `aggregator-${runtime.instanceId}`);
+  const sweeperRedis = createRedis(runtime.redis, `aggregator-sweeper-${runtime.instanceId}`);
   const keys = new RedisKeys(runtime.redisNamespace);
   const joinStore = new JoinStore(redis, keys, joinStoreOptions(config));
   const fusion = await buildFuser(config, configPath, { redis: sweeperRedis, keys, logger });
@@ -39,6 +39,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
   const start = async () => {
+    await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();
     await aggregator.start();
   };
@@ -47,5 +48,5 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     fusion.stop();
     redis.disconnect();
     sweeperRedis.disconnect();
-  });
+  }, runtime.supervision);
 }

@@ -83,7 +83,7 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     const truth = new Map(testRows.map((i) => [id(i), data.y[i] as number]));
 
     say(`3/6 starting ${manifest.models.length} model workers, the aggregator (${config.strategy}) and the evaluator ...`);
-    const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: 'ensemble-stream-demo', logger });
+    const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: 'ensemble-stream-demo', logger });
     // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
     // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
     const evaluatorGroup = `${GROUPS.evaluator}.demo-${runId}`;
@@ -93,7 +93,6 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
       ...process.env,
       ...topicsToEnv(runtime.topics),
       KAFKA_BROKERS: runtime.kafkaBrokers.join(','),
-      REDIS_URL: runtime.redisUrl,
       ES_REDIS_NAMESPACE: `demo-${runId}`,
       ES_EVALUATOR_GROUP: evaluatorGroup,
       ES_EVAL_WINDOW: `count:${Math.ceil(rows.length * 1.1)}`,

@@ -10,7 +10,7 @@ import { runModelServer } from '../model-server/main.js';
 import { selectEnsemble } from '../selection/select-ensemble.js';
 import { runBuiltinWorker, runOnnxWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
 import { runDemo } from './demo.js';
-import { infraDown, infraUp } from './local-infra.js';
+import { clusterEnv, infraDown, infraUp } from './local-infra.js';
 import { exportOnnxModels } from './onnx-models.js';
 import { artifactsDir, train, writeManifest } from './training.js';
 
@@ -19,7 +19,10 @@ const USAGE = `usage: ensemble-stream <command> [options]
 commands:
   demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx]
               the whole pipeline on local Kafka and Redis, with a report (--onnx: workers run the ONNX exports)
-  infra       up | down      start (or stop) local Kafka and Redis and create the topics
+  infra       up | down [--brokers N] [--redis-cluster]
+                             start (or stop) local Kafka (N > 1: a KRaft cluster of N nodes, internal
+                             topics at RF 3 / min ISR 2) and Redis (a 3-master Redis Cluster), and
+                             create the topics
   train       [--dataset letter|spam] [--seed N] [--onnx]  train every model family, write artifacts
               (--onnx: also <artifact>.onnx for logistic regression, decision tree, random forest)
   select      [--dataset letter|spam] [--seed N] [--out DIR (artifacts/<dataset>)]
@@ -74,6 +77,8 @@ async function main(argv: string[]): Promise<void> {
       classes: { type: 'string' },
       task: { type: 'string' },
       output: { type: 'string' },
+      brokers: { type: 'string' },
+      'redis-cluster': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -93,8 +98,9 @@ async function main(argv: string[]): Promise<void> {
       });
     case 'infra': {
       const runtime = readRuntimeConfig();
-      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel));
-      else if (positionals[0] === 'down') infraDown();
+      const shape = { brokers: values.brokers === undefined ? 1 : positiveInt(values.brokers, '--brokers'), redisCluster: values['redis-cluster'] === true };
+      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel), process.env, shape);
+      else if (positionals[0] === 'down') infraDown(undefined, clusterEnv(runtime, shape, process.env));
       else throw new ConfigError('infra: say "up" or "down"');
       return;
     }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
 import type { FusionStatus } from '../shared/records.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
@@ -79,7 +79,7 @@ const SCRIPTS = [
 ] as const;
 
 /** Registers the evaluator scripts on a connection (ioredis sends EVALSHA, loading a script when missing). */
-export function defineEvaluatorScripts(redis: Redis): void {
+export function defineEvaluatorScripts(redis: RedisClient): void {
   const dir = join(repoRoot(), 'services', 'evaluator', 'lua');
   for (const s of SCRIPTS) {
     if ((redis as unknown as Record<string, unknown>)[s.name] !== undefined) continue;
@@ -95,7 +95,7 @@ export class EvaluatorStore {
   private readonly commands: EvaluatorCommands;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly keys: RedisKeys,
     readonly options: EvaluatorStoreOptions,
   ) {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { IDEMPOTENT_RETRY } from '../shared/kafka.js';
+import type { RedisClient } from '../shared/redis.js';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import type { AggregatorConfig } from '../aggregator/config.js';
 import { codecs } from '../shared/codec.js';
@@ -23,7 +23,7 @@ import { decodeAnswer } from './stored-answers.js';
 
 export interface EvaluatorOptions {
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   topics: Topics;
   /** The aggregator's config: the task, the class order and the models to evaluate. */

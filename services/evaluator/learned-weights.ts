@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
 import { ConfigError } from '../shared/errors.js';
 import type { EnsembleMetrics, MetricsEntry } from '../shared/records.js';
@@ -105,7 +105,7 @@ const LOWER_IS_BETTER: ReadonlySet<RankingMetric> = new Set(['logLoss', 'brier',
  */
 export class LearnedWeights {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     readonly modelIds: readonly string[],
   ) {}

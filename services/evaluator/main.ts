@@ -2,7 +2,7 @@ import { loadAggregatorConfig } from '../aggregator/config.js';
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { readEvaluatorSettings } from './config.js';
@@ -17,8 +17,8 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
   const config = loadAggregatorConfig(configPath);
   const settings = readEvaluatorSettings(config.models.map((m) => m.id), env);
   const logger = createLogger('evaluator', runtime.logLevel, { instance: runtime.instanceId });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `evaluator-${runtime.instanceId}`, logger });
-  const redis = createRedis(runtime.redisUrl, `evaluator-${runtime.instanceId}`);
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `evaluator-${runtime.instanceId}`, logger });
+  const redis = createRedis(runtime.redis, `evaluator-${runtime.instanceId}`);
   const evaluator = new Evaluator({
     kafka,
     redis,
@@ -31,8 +31,12 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
     onFatal: exitProcess('evaluator', logger),
     ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { groupId: env.ES_EVALUATOR_GROUP }),
   });
-  await runUntilSignal('evaluator', logger, () => evaluator.start(), async () => {
+  const start = async () => {
+    await verifyRedis(redis, describeRedis(runtime.redis));
+    await evaluator.start();
+  };
+  await runUntilSignal('evaluator', logger, start, async () => {
     await evaluator.stop();
     redis.disconnect();
-  });
+  }, runtime.supervision);
 }

@@ -1,5 +1,6 @@
 import { runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { readSupervision } from '../shared/runtime-config.js';
 import { ConfigError } from '../shared/errors.js';
 import { type ServedModel, servedModelFromArtifact } from './served-model.js';
 import { type V2Server, startV2Server } from './v2-server.js';
@@ -28,5 +29,5 @@ export async function runModelServer(options: ModelServerOptions): Promise<void>
     server = await startV2Server({ models, port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
     logger.info('model server started', { url: server.url, models: [...models.keys()] });
   };
-  await runUntilSignal('model server', logger, start, async () => server?.close());
+  await runUntilSignal('model server', logger, start, async () => server?.close(), readSupervision());
 }

@@ -1,9 +1,13 @@
+// First: replaces kafkajs's send loop before kafkajs loads (see the module).
+import './kafkajs-produce-fix.js';
 import { createRequire } from 'node:module';
-import { type Admin, type ITopicConfig, Kafka, logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
+import type { ConnectionOptions } from 'node:tls';
+import { type Admin, type ITopicConfig, Kafka, type KafkaConfig, logLevel as KafkaLogLevel, type logCreator, type SASLOptions } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
 import { FETCH_MAX_BYTES, TOPIC_MAX_MESSAGE_BYTES } from './message-limits.js';
-import { FETCH_DEFAULTS, type FetchSettings } from './runtime-config.js';
+import { readiness } from './readiness.js';
+import { FETCH_DEFAULTS, type FetchSettings, type KafkaSecurity, type TlsSettings, type TopicReplication } from './runtime-config.js';
 
 /**
  * The thin seam between ensemble-stream and its Kafka client. kafkajs is feature-complete but no
@@ -13,9 +17,31 @@ export interface KafkaClientOptions {
   brokers: string[];
   clientId: string;
   logger: Logger;
+  /** SASL and TLS (RuntimeConfig.kafkaSecurity); none: plaintext. */
+  security?: KafkaSecurity;
 }
 
-export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): Kafka {
+/** node:tls options for a TlsSettings. */
+export function tlsOptions(tls: TlsSettings): ConnectionOptions {
+  return {
+    rejectUnauthorized: tls.rejectUnauthorized,
+    ...(tls.ca === undefined ? {} : { ca: [tls.ca] }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key.reveal() }),
+  };
+}
+
+function securityOptions(security: KafkaSecurity | undefined): Pick<KafkaConfig, 'sasl' | 'ssl'> {
+  const options: Pick<KafkaConfig, 'sasl' | 'ssl'> = {};
+  if (security?.sasl !== undefined) {
+    const { mechanism, username, password } = security.sasl;
+    options.sasl = { mechanism, username, password: password.reveal() } as SASLOptions;
+  }
+  if (security?.tls !== undefined) options.ssl = tlsOptions(security.tls);
+  return options;
+}
+
+export function createKafka({ brokers, clientId, logger, security }: KafkaClientOptions): Kafka {
   cacheCoordinatorLookups();
   const toLogger: logCreator = () => ({ level, log }) => {
     const { message, ...rest } = log;
@@ -23,14 +49,36 @@ export function createKafka({ brokers, clientId, logger }: KafkaClientOptions): 
     // finally gives up on reaches the caller as an exception, so its own lines are warnings here.
     if (level <= KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
   };
-  return new Kafka({
+  const kafka = new Kafka({
     clientId,
     brokers,
     logLevel: KafkaLogLevel.WARN,
     logCreator: toLogger,
-    retry: { initialRetryTime: 100, retries: 8 },
+    ...securityOptions(security),
+    ...KAFKA_TIMING,
   });
+  // Every consumer counts towards the process's readiness (/readyz).
+  const consumer = kafka.consumer.bind(kafka);
+  kafka.consumer = (config) => {
+    const created = consumer(config);
+    readiness.trackConsumer(created, config.groupId);
+    return created;
+  };
+  return kafka;
 }
+
+/**
+ * How kafkajs waits and retries. Its defaults let backoff grow to 30 s between attempts, so a client
+ * that met a dead broker a few times in a row could sit idle for half a minute after the cluster had
+ * moved the partitions' leaders (a worker's consumer stalled for 40 s). Capping each wait at 1 s and
+ * allowing more attempts keeps the total patience (about 15 s, more than a controller needs to move
+ * leaders) while the first attempt after recovery comes within a second.
+ */
+const KAFKA_TIMING: Pick<KafkaConfig, 'retry' | 'connectionTimeout' | 'requestTimeout'> = {
+  retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 15 },
+  connectionTimeout: 3000,
+  requestTimeout: 30_000,
+};
 
 /** kafkajs consumer options for the pipeline's fetch settings; a response may hold the largest record a topic accepts. */
 export function fetchOptions(fetch: FetchSettings = FETCH_DEFAULTS): { maxWaitTimeInMs: number; minBytes: number; maxBytes: number } {
@@ -86,16 +134,35 @@ function cacheCoordinatorLookups(): void {
   } as ClusterInternals['findGroupCoordinator'];
 }
 
+/** The broker's own defaults (`default.replication.factor`, `min.insync.replicas`). */
+export const BROKER_DEFAULT_REPLICATION: TopicReplication = { replicationFactor: -1, minInsyncReplicas: -1 };
+
+/** A CreateTopics entry: -1 leaves the replication factor and min ISR to the broker. */
+export function topicConfig(topic: string, partitions: number, replication: TopicReplication = BROKER_DEFAULT_REPLICATION): ITopicConfig {
+  return {
+    topic,
+    numPartitions: partitions,
+    replicationFactor: replication.replicationFactor,
+    ...(replication.minInsyncReplicas === -1 ? {} : { configEntries: [{ name: 'min.insync.replicas', value: String(replication.minInsyncReplicas) }] }),
+  };
+}
+
 /**
  * Creates the topics that do not exist yet (existing ones are left as they are) and waits until every
  * partition has a leader. kafkajs's own wait gives up when a loaded KRaft broker still answers "does
  * not host this topic-partition" right after creation, so leaders are polled here instead.
  */
-export async function ensureTopics(admin: Admin, names: string[], partitions: number, timeoutMs = 30_000): Promise<string[]> {
+export async function ensureTopics(
+  admin: Admin,
+  names: string[],
+  partitions: number,
+  replication: TopicReplication = BROKER_DEFAULT_REPLICATION,
+  timeoutMs = 30_000,
+): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = names.filter((t) => !existing.has(t));
   if (missing.length > 0) {
-    const topics: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: String(TOPIC_MAX_MESSAGE_BYTES) }] }));
+    const topics: ITopicConfig[] = missing.map((topic) => topicConfig(topic, partitions, replication));
     await admin.createTopics({ topics, waitForLeaders: false });
   }
   const deadline = Date.now() + timeoutMs;

@@ -38,7 +38,7 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
   const runtime = readRuntimeConfig(env);
   const limits = readRequestLimits(env);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
   const worker = new ModelWorker({
     kafka,
     topics: runtime.topics,
@@ -49,5 +49,5 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
     onFatal: exitProcess(`worker ${runner.modelId}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });
-  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop());
+  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
 }

@@ -52,7 +52,7 @@ export async function assertReachable(infra: Pick<TestInfra, 'kafkaBrokers' | 'r
   await Promise.all([probeKafka(infra.kafkaBrokers), probeRedis(infra.redisUrl)]);
 }
 
-async function probeKafka(brokers: string[]): Promise<void> {
+export async function probeKafka(brokers: string[]): Promise<void> {
   const kafka = new Kafka({
     clientId: 'infra-probe',
     brokers,

@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { Kafka, Message } from 'kafkajs';
 import { Aggregator, type AggregatorOptions } from '../../services/aggregator/aggregator.js';
 import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
@@ -7,6 +6,7 @@ import { codecs } from '../../services/shared/codec.js';
 import { createKafka, ensureTopics, IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';
 import { createLogger } from '../../services/shared/log.js';
 import type { FusedPrediction, Prediction } from '../../services/shared/records.js';
+import { createRedis, type RedisClient } from '../../services/shared/redis.js';
 import { RedisKeys } from '../../services/shared/redis-keys.js';
 import { allTopics, type Topics, withPrefix } from '../../services/shared/topics.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
@@ -75,7 +75,7 @@ export function classificationConfig(models: string[], overrides: Partial<Aggreg
 export class TestPipeline {
   readonly workers: ModelWorker[] = [];
   readonly aggregators: Aggregator[] = [];
-  readonly redis: Redis[] = [];
+  readonly redis: RedisClient[] = [];
   readonly keys = new RedisKeys(uniqueName('t'));
 
   constructor(
@@ -95,8 +95,10 @@ export class TestPipeline {
   }
 
   async startAggregatorWith(config: AggregatorConfig, options: Partial<AggregatorOptions> = {}): Promise<Aggregator> {
-    const redis = new Redis(testInfra().redisUrl);
-    const sweeperRedis = new Redis(testInfra().redisUrl);
+    // One server or a Redis Cluster, as the run's REDIS_URL says.
+    const instanceId = uniqueName('agg');
+    const redis = createRedis(testInfra().redisUrl, `${instanceId}-join`);
+    const sweeperRedis = createRedis(testInfra().redisUrl, `${instanceId}-sweeper`);
     this.redis.push(redis, sweeperRedis);
     const aggregator = new Aggregator({
       kafka: this.kafka,

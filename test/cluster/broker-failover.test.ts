@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { codecs } from '../../services/shared/codec.js';
+import { header } from '../../services/shared/kafka.js';
+import { repoRoot } from '../../services/shared/repo-root.js';
+import { topicsToEnv } from '../../services/shared/topics.js';
+import { uniqueName } from '../support/ids.js';
+import { testInfra } from '../support/infra.js';
+import { classificationConfig, createTestTopics, eventually, featureMessage, testKafka } from '../support/pipeline.js';
+import { ServiceProcesses } from './service-processes.js';
+import { longestGap, readTopic } from './topic-reader.js';
+
+// One broker of three SIGKILLed while requests stream in at ~300/s and brought back later: nothing
+// lost, nothing repeated, no service exits. The longest pause in fused results (and in each model's
+// predictions) is measured and reported, not asserted (timings belong to the benchmark).
+const MODELS = ['f1', 'f2', 'f3'];
+const RATE = 300;
+const STREAM_MS = 36_000;
+const KILL_AT_MS = 8_000;
+const DOWN_MS = 20_000;
+
+/** kafka-cluster.sh, run without blocking: the test process keeps producing and reading meanwhile. */
+async function clusterScript(action: string, ...args: string[]): Promise<void> {
+  const ports = testInfra().kafkaBrokers.map((b) => b.split(':')[1]).join(',');
+  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'kafka-cluster.sh'), action, ...args], { env: { ...process.env, KAFKA_CLUSTER_PORTS: ports }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`kafka-cluster.sh ${action} ${args.join(' ')} failed: ${output}`);
+}
+
+describe('a broker of three killed mid-stream', () => {
+  const processes = new ServiceProcesses();
+  afterAll(async () => {
+    await processes.stopAll();
+  });
+
+  it('loses and repeats nothing, and no service exits; the failover gap is measured', async () => {
+    const kafka = testKafka('broker-failover-test');
+    const topics = await createTestTopics(kafka);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...topicsToEnv(topics),
+      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
+      REDIS_URL: testInfra().redisUrl,
+      ES_REDIS_NAMESPACE: uniqueName('failover'),
+      ES_AGGREGATOR_GROUP: uniqueName('failover-agg'),
+      LOG_LEVEL: 'warn',
+    };
+    for (const id of MODELS) processes.start(`worker-${id}`, ['worker', '--synthetic', '3', '--model-id', id], { ...env, ES_INSTANCE_ID: uniqueName(id) });
+    const config = processes.writeConfig(classificationConfig(MODELS, { deadlineMs: 5000 }));
+    processes.start('aggregator', ['aggregator', '--config', config], { ...env, ES_INSTANCE_ID: uniqueName('agg') });
+    const services = [...processes.all];
+
+    const fused = await readTopic(kafka, topics.fused, (m) => codecs.fusedPrediction.decode(m.value, m.headers as never));
+    const predictions = await readTopic(kafka, topics.predictions, (m) =>
+      header(m.headers, 'es.control') === undefined ? codecs.prediction.decode(m.value, m.headers as never).modelId : undefined,
+    );
+
+    // The victim: the leader of the features topic's first partition (every worker reads it).
+    const admin = kafka.admin();
+    await admin.connect();
+    const metadata = await admin.fetchTopicMetadata({ topics: [topics.features] });
+    await admin.disconnect();
+    const victim = metadata.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? 1;
+
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const perTick = RATE / 10;
+    const total = (STREAM_MS / 100) * perTick;
+    const startedAt = Date.now();
+    let sendRetries = 0;
+    const producing = (async () => {
+      for (let tick = 0; tick * perTick < total; tick++) {
+        const messages = Array.from({ length: perTick }, (_, j) => featureMessage(`req-${tick * perTick + j}`, [0.1 * (j % 7), 0.2, 0.3]));
+        for (;;) {
+          try {
+            await producer.send({ topic: topics.features, messages, acks: -1 });
+            break;
+          } catch {
+            sendRetries++; // a repeated feature event is joined once: safe to send again
+          }
+        }
+        const next = startedAt + (tick + 1) * 100;
+        await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
+      }
+    })();
+
+    await new Promise((r) => setTimeout(r, KILL_AT_MS));
+    const killedAt = Date.now();
+    await clusterScript('kill', String(victim));
+    await new Promise((r) => setTimeout(r, DOWN_MS));
+    const restartAt = Date.now();
+    await clusterScript('start');
+    const restartedAt = Date.now();
+    await producing;
+    const producedAt = Date.now();
+    await producer.disconnect();
+
+    await eventually(() => new Set(fused.records.map((r) => r.key)).size >= total, `${total} distinct fused results`, 120_000);
+    const exitedEarly = services.filter((s) => s.child.exitCode !== null || s.child.signalCode !== null).map((s) => s.name);
+    // SIGTERM drains: every service commits and leaves, exit 0. Then nothing more can be written.
+    const exitCodes = await processes.terminate(services);
+    for (const reader of [fused, predictions]) {
+      for (let i = 0; !(await reader.atEnd()); i++) {
+        if (i > 600) throw new Error('a reader did not reach the end offsets');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await Promise.all([fused.stop(), predictions.stop()]);
+
+    const counts = new Map<string, number>();
+    for (const r of fused.records) counts.set(r.key, (counts.get(r.key) ?? 0) + 1);
+    const lost = total - counts.size;
+    const duplicated = [...counts.values()].filter((n) => n > 1).length;
+    const partial = fused.records.filter((r) => r.value.status !== 'COMPLETE').length;
+    // From the first result on, until the last request was produced.
+    const from = Math.min(...fused.records.map((r) => r.timestampMs));
+    const fusedTimes = fused.records.map((r) => r.timestampMs);
+    const fusedGap = longestGap(fusedTimes, from, producedAt);
+    // Apart: while the broker is down, and from its restart on.
+    const whileDown = longestGap(fusedTimes, killedAt, restartAt);
+    const afterRestart = longestGap(fusedTimes, restartAt, producedAt);
+    const workerGaps = Object.fromEntries(
+      MODELS.map((id) => {
+        const gap = longestGap(predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs), from, producedAt);
+        return [id, { gapMs: gap.gapMs, startsAfterKillMs: gap.atMs - killedAt }];
+      }),
+    );
+    const report = {
+      requests: total,
+      ratePerSecond: RATE,
+      victimBroker: victim,
+      brokerDownMs: restartAt - killedAt,
+      brokerRestartMs: restartedAt - restartAt,
+      lost,
+      duplicated,
+      partial,
+      sendRetries,
+      longestFusedGapMs: fusedGap.gapMs,
+      fusedGapStartsAfterKillMs: fusedGap.atMs - killedAt,
+      longestFusedGapWhileDownMs: whileDown.gapMs,
+      longestFusedGapFromRestartMs: afterRestart.gapMs,
+      longestPredictionGapMsByModel: workerGaps,
+      exitCodes,
+    };
+    const reportFile = join(processes.dir, 'broker-failover.json');
+    writeFileSync(reportFile, JSON.stringify(report, null, 2));
+    console.log(`broker failover: ${JSON.stringify(report)} (${reportFile})`);
+
+    expect(exitedEarly).toEqual([]);
+    expect(lost).toBe(0);
+    expect(duplicated).toBe(0);
+    expect(exitCodes).toEqual(services.map(() => 0));
+  });
+});
