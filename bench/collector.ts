@@ -84,16 +84,7 @@ export class FusedCollector {
   }
 }
 
-/** The end offset (next offset to be written) of every partition of `topic`. */
-export async function endOffsets(kafka: Kafka, topic: string): Promise<PartitionOffsets> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
-  } finally {
-    await admin.disconnect();
-  }
-}
+export { endOffsets } from '../services/shared/topic-range.js';
 
 /** Messages between two offset readings, summed over partitions. */
 export function messagesBetween(from: PartitionOffsets, to: PartitionOffsets): number {

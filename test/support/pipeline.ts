@@ -13,6 +13,7 @@ import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runne
 import { ModelWorker, type WorkerOptions } from '../../services/worker/worker.js';
 import { endOffsets } from '../../services/shared/topic-range.js';
 import { uniqueName } from './ids.js';
+import { groupReached } from './topic-end.js';
 import { testInfra } from './infra.js';
 
 /** What the test aggregators sign deadline records with. */
@@ -194,21 +195,7 @@ export function tailFused(kafka: Kafka, topics: Topics) {
 
 /** Polls until `groupId` has committed offsets at the end of every partition of `topic` (as the end is then). */
 export async function untilConsumed(kafka: Kafka, groupId: string, topic: string, timeoutMs = 60_000): Promise<void> {
-  const ends = await endOffsets(kafka, topic);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-      if ([...ends].every(([p, end]) => end === 0n || (at.get(p) ?? -1n) >= end)) return;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${groupId} to consume ${topic}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await admin.disconnect();
-  }
+  await groupReached(kafka, groupId, topic, await endOffsets(kafka, topic), timeoutMs);
 }
 
 /** Polls until `check` holds (or throws after `timeoutMs` with `what`). */

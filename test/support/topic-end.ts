@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { endOffsets } from '../../services/shared/topic-range.js';
 import { uniqueName } from './ids.js';
 
 /** Polls until `check` resolves true (or throws after `timeoutMs` with `what`). */
@@ -10,16 +11,7 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs: num
   }
 }
 
-/** The topic's end offsets (high watermarks) by partition. */
-export async function endOffsets(kafka: Kafka, topic: string): Promise<Map<number, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
-  } finally {
-    await admin.disconnect();
-  }
-}
+export { endOffsets };
 
 /** Waits until `groupId` has committed, on every partition of `topic`, at least the offsets `ends`. */
 export async function groupReached(kafka: Kafka, groupId: string, topic: string, ends: ReadonlyMap<number, bigint>, timeoutMs = 60_000): Promise<void> {
