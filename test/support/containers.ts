@@ -196,6 +196,9 @@ function kafkaEnvironment(host: string, hostPort: number): Record<string, string
     KAFKA_TRANSACTION_STATE_LOG_NUM_PARTITIONS: '5',
     // The default 3 s delay would stall the first rebalance of every consumer group in every test.
     KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
+    // The services' 4 s session timeouts (a dead instance's partitions move within seconds); Kafka's
+    // default floor is 6 s.
+    KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS: '1000',
     KAFKA_HEAP_OPTS: '-Xms256m -Xmx512m',
   };
 }
