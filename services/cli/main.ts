@@ -101,7 +101,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'select':
-      return select(values);
+      // `--predictions a.csv b.csv` (a shell glob) leaves every file after the first as a positional.
+      if (positionals.length > 0 && values.predictions === undefined) throw new ConfigError(`select: unexpected argument "${positionals[0]}"`);
+      return select({ ...values, ...(values.predictions === undefined ? {} : { predictions: [...values.predictions, ...positionals] }) });
     case 'worker':
       if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id'));
       if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
