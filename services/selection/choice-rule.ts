@@ -13,7 +13,7 @@ import type { FoldScore, FusionCandidate } from './candidates.js';
  *    `CandidateScore`): folds of a repeated cross-validation overlap, and the textbook sd/sqrt(n)
  *    would understate the noise about threefold. Two of them, not one, because the config must also
  *    hold on rows nobody has seen, whose own noise is as large: measured over 10 seeds on letter,
- *    spam and satellite, one corrected standard error still chose fusions that lost up to 0.9 points
+ *    spam and satellite, one corrected standard error still chose fusions that lost up to 0.85 points
  *    to the best single model on test.
  * 3. Of those, the simplest wins: a single model < an equal-weight fusion < fitted weights < a
  *    stacking meta-model. A more complex config must beat the simpler ones by more than the noise.

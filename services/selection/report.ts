@@ -2,7 +2,7 @@ import { dirname, relative } from 'node:path';
 import { formatTable } from '../cli/table.js';
 import type { EvaluationMetrics } from '../ml/metrics.js';
 import type { FusionCandidate } from './candidates.js';
-import { COMPLEXITY_NAMES, complexityOf } from './choice-rule.js';
+import { COMPLEXITY_NAMES, SE_MULTIPLIER, complexityOf } from './choice-rule.js';
 import type { SelectionResult } from './select-ensemble.js';
 import { type Bar, barChartSvg } from './svg-chart.js';
 
@@ -96,7 +96,8 @@ export function selectionReport(result: SelectionResult, chartFile: string): str
     '',
     '## Chosen config',
     '',
-    'Choice rule: the lowest mean cross-validation error rate plus its standard error is the bar; of the candidates at or ' +
+    `Choice rule: the lowest mean cross-validation error rate plus ${SE_MULTIPLIER} of its standard errors (corrected for the ` +
+      'overlap of the folds; the ± figures below) is the bar; of the candidates at or ' +
       'below it the simplest wins (single model < equal weights < fitted weights < stacking); within a level the lowest ' +
       'mean error, then the lowest mean log loss (hard voting last), then fewer models, then the strategy order ' +
       'weighted-average, soft-voting, weighted-sum, hard-voting. ' +
