@@ -162,7 +162,7 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
       seen.set(id, row.line);
     }
   }
-  if (problems.length > 0) fail(`${problems.length} bad rows: ${listed(problems)}`);
+  if (problems.length > 0) fail(`${count(problems.length, 'bad row')}: ${listed(problems)}`);
 
   const columns: FeatureColumn[] = [];
   const X = rows.map(() => new Float64Array(featureColumns.length));
@@ -183,7 +183,7 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
       if (!Number.isFinite(value)) textLines.push(`line ${row.line} "${raw}"`);
     }
     if (missingLines.length > 0 && options.missing === 'refuse') {
-      fail(`column ${columnName} has ${missingLines.length} missing values: ${listed(missingLines.map((l) => `line ${l}`))}`);
+      fail(`column ${columnName} has ${count(missingLines.length, 'missing value')}: ${listed(missingLines.map((l) => `line ${l}`))}`);
     }
     const present = rows.length - missingLines.length;
     if (textLines.length === 0) {
@@ -193,7 +193,7 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
     }
     // Mostly numbers with a few words is a typo or a missing-value code, not a category.
     if (textLines.length * 2 < present) {
-      fail(`column ${columnName} is numeric but ${textLines.length} values are not numbers: ${listed(textLines)}`);
+      fail(`column ${columnName} is numeric but ${count(textLines.length, 'value')} ${textLines.length === 1 ? 'is not a number' : 'are not numbers'}: ${listed(textLines)}`);
     }
     if (options.categorical === 'refuse') {
       fail(`column ${columnName} is not numeric (${listed(textLines)}); --drop it or encode it as numbers`);
@@ -226,6 +226,10 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
     y,
     ...(idColumn < 0 ? {} : { ids: rows.map((row) => row.fields[idColumn]!.trim()) }),
   };
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function isMissing(raw: string): boolean {

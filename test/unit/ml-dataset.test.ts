@@ -59,7 +59,7 @@ describe('data sets', () => {
       /2 bad rows: line 3: no value for the target "y"; line 6: 3 fields, header has 2/,
     );
     expect(() => datasetFromCsv('y,a\np,1\nq,2\np,3x\nq,4\n', { name: 't', target: 'y' })).toThrow(
-      /column "a" \(column 2\) is numeric but 1 values are not numbers: line 4 "3x"/,
+      /column "a" \(column 2\) is numeric but 1 value is not a number: line 4 "3x"/,
     );
     expect(() => datasetFromCsv('a,y\n', { name: 't', target: 'y' })).toThrow(/no rows/);
     expect(() => datasetFromCsv('a,y\n1,p\n2,p\n', { name: 't', target: 'y' })).toThrow(/at least 2/);
@@ -82,7 +82,7 @@ describe('data sets', () => {
       [1, NaN],
     ]);
     expect(() => datasetFromCsv(text, { name: 't', target: 'y', id: 'id', missing: 'refuse' })).toThrow(
-      /column "colour" \(column 2\) has 1 missing values: line 4/,
+      /column "colour" \(column 2\) has 1 missing value: line 4/,
     );
     expect(() => datasetFromCsv(text, { name: 't', target: 'y', id: 'id', categorical: 'refuse' })).toThrow(
       /column "colour" \(column 2\) is not numeric \(line 2 "red"; line 3 "blue"; line 5 "red"\)/,
