@@ -17,11 +17,14 @@ import type { FoldScore, FusionCandidate } from './candidates.js';
  *    to the best single model on test.
  * 3. Of those, the simplest wins: a single model < an equal-weight fusion < fitted weights < a
  *    stacking meta-model. A more complex config must beat the simpler ones by more than the noise.
- * 4. Within that level, the lowest mean error, then the lowest mean log loss (hard voting, whose vote
- *    shares are not probabilities, comes after every probabilistic candidate), then fewer models,
- *    then the strategy in the order of `STRATEGY_ORDER`, then the earlier candidate. Means are
- *    compared rounded to 1e-12, so configs that differ only by floating-point rounding (a soft vote
- *    and a weighted average of the same models with the same weights) tie and this order decides.
+ * 4. Within that level, the candidates are equal by error within the noise, so the lowest mean log
+ *    loss decides: a proper scoring rule reads the whole distribution and is far less noisy than an
+ *    error rate (it keeps a random forest over a k-NN whose error is a few rows lower on validation).
+ *    Hard voting, whose vote shares are not probabilities, comes after every probabilistic candidate.
+ *    Then the lowest mean error, fewer models, the strategy in the order of `STRATEGY_ORDER`, and the
+ *    earlier candidate. Means are compared rounded to 1e-12, so configs that differ only by
+ *    floating-point rounding (a soft vote and a weighted average of the same models with the same
+ *    weights) tie and this order decides.
  */
 
 /** How many (corrected) standard errors above the lowest mean error a candidate may be and still count. */
@@ -83,13 +86,19 @@ export interface Choice {
 
 const round = (x: number) => Math.round(x * 1e12) / 1e12;
 
-/** The deterministic order of step 4 (and of ties in step 2). */
+const hard = (c: FusionCandidate) => (c.strategy === 'hard-voting' ? 1 : 0);
+
+/** Ties of the lowest mean error (step 2): probabilistic configs first, then log loss, fewer models, strategy order. */
+function compareErrors(a: FusionCandidate, sa: CandidateScore, b: FusionCandidate, sb: CandidateScore): number {
+  return round(sa.meanError) - round(sb.meanError) || compareWithinLevel(a, sa, b, sb);
+}
+
+/** The deterministic order of step 4. */
 function compareWithinLevel(a: FusionCandidate, sa: CandidateScore, b: FusionCandidate, sb: CandidateScore): number {
-  const hard = (c: FusionCandidate) => (c.strategy === 'hard-voting' ? 1 : 0);
   return (
-    round(sa.meanError) - round(sb.meanError) ||
     hard(a) - hard(b) ||
     round(sa.meanLogLoss) - round(sb.meanLogLoss) ||
+    round(sa.meanError) - round(sb.meanError) ||
     a.subset.models.length - b.subset.models.length ||
     STRATEGY_ORDER.indexOf(a.strategy) - STRATEGY_ORDER.indexOf(b.strategy)
   );
@@ -101,7 +110,13 @@ export function chooseCandidate(candidates: readonly FusionCandidate[], foldsPer
   const scores = candidates.map((c) => scoreFolds(c.folds, foldsPerRepetition));
   const order = candidates.map((_, i) => i);
   const byScore = (i: number, j: number) => compareWithinLevel(candidates[i]!, scores[i]!, candidates[j]!, scores[j]!) || i - j;
-  const lowestError = [...order].sort((i, j) => round(scores[i]!.meanError) - round(scores[j]!.meanError) || complexityOf(candidates[i]!) - complexityOf(candidates[j]!) || byScore(i, j))[0]!;
+  const lowestError = [...order].sort(
+    (i, j) =>
+      round(scores[i]!.meanError) - round(scores[j]!.meanError) ||
+      complexityOf(candidates[i]!) - complexityOf(candidates[j]!) ||
+      compareErrors(candidates[i]!, scores[i]!, candidates[j]!, scores[j]!) ||
+      i - j,
+  )[0]!;
   const bar = round(scores[lowestError]!.meanError + multiplier * scores[lowestError]!.standardError);
   const eligible = order.filter((i) => round(scores[i]!.meanError) <= bar);
   const chosen = eligible.sort((i, j) => complexityOf(candidates[i]!) - complexityOf(candidates[j]!) || byScore(i, j))[0]!;

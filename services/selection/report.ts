@@ -99,7 +99,7 @@ export function selectionReport(result: SelectionResult, chartFile: string): str
     `Choice rule: the lowest mean cross-validation error rate plus ${SE_MULTIPLIER} of its standard errors (corrected for the ` +
       'overlap of the folds; the ± figures below) is the bar; of the candidates at or ' +
       'below it the simplest wins (single model < equal weights < fitted weights < stacking); within a level the lowest ' +
-      'mean error, then the lowest mean log loss (hard voting last), then fewer models, then the strategy order ' +
+      'mean log loss (hard voting last), then the lowest mean error, then fewer models, then the strategy order ' +
       'weighted-average, soft-voting, weighted-sum, hard-voting. ' +
       `Lowest mean error: ${describe(result.lowestError).filter((s) => s !== '').join(', ')} (${cvError(result, result.lowestError)}); ` +
       `bar ${pct(result.bar)}; chosen level: ${COMPLEXITY_NAMES[complexityOf(chosen)]}.`,

@@ -46,6 +46,15 @@ describe('choice rule', () => {
     expect(chooseCandidate([single, equal, stacking]).chosen).toBe(2);
   });
 
+  it('lets log loss decide between candidates of one level that are equal within the noise', () => {
+    // A k-NN a few rows ahead on validation, with crude probabilities, and a sharper random forest.
+    const knn = candidate('single', 'weighted-average', 'equal', around(0.094, 0.02), 0.8);
+    const forest = candidate('single', 'weighted-average', 'equal', around(0.098, 0.02), 0.26);
+    const choice = chooseCandidate([knn, forest]);
+    expect(choice.lowestError).toBe(0);
+    expect(choice.chosen).toBe(1);
+  });
+
   it('ranks hard voting by its error rate, and after probabilistic configs of the same error and level', () => {
     // Vote shares give a tiny log loss: it must not count.
     const hard = candidate('all', 'hard-voting', 'equal', around(0.05, 0.001), 0.001);
