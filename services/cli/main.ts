@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { runAggregator } from '../aggregator/main.js';
-import { isDatasetName, type DatasetName } from '../ml/dataset.js';
 import { ConfigError, describeError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { runEvaluator } from '../evaluator/main.js';
 import { runModelServer } from '../model-server/main.js';
-import { selectEnsemble } from '../selection/select-ensemble.js';
+import { selectEnsemble, selectFromPredictionFiles } from '../selection/select-ensemble.js';
+import { sweepSeeds } from '../selection/seed-sweep.js';
 import { runBuiltinWorker, runOnnxWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
+import { DATASET_USAGE, builtinDataset, datasetFromArgs, datasetName } from './dataset-args.js';
 import { runDemo } from './demo.js';
 import { clusterEnv, infraDown, infraUp } from './local-infra.js';
 import { exportOnnxModels } from './onnx-models.js';
@@ -17,16 +18,20 @@ import { artifactsDir, train, writeManifest } from './training.js';
 const USAGE = `usage: ensemble-stream <command> [options]
 
 commands:
-  demo        [--dataset letter|spam] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx]
+  demo        [--dataset letter|spam|satellite] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx]
               the whole pipeline on local Kafka and Redis, with a report (--onnx: workers run the ONNX exports)
   infra       up | down [--brokers N] [--redis-cluster]
                              start (or stop) local Kafka (N > 1: a KRaft cluster of N nodes, internal
                              topics at RF 3 / min ISR 2) and Redis (a 3-master Redis Cluster), and
                              create the topics
-  train       [--dataset letter|spam] [--seed N] [--onnx]  train every model family, write artifacts
+  train       [DATA] [--seed N] [--onnx]               train every model family, write artifacts
               (--onnx: also <artifact>.onnx for logistic regression, decision tree, random forest)
-  select      [--dataset letter|spam] [--seed N] [--out DIR (artifacts/<dataset>)]
-              train, evaluate every model and fusion strategy, write the best aggregator config and a report
+  select      [DATA] [--seed N | --seeds N] [--out DIR (artifacts/<dataset>)]
+              train, evaluate every model and fusion strategy, write the chosen aggregator config and a report;
+              --seeds N: run seeds 1..N and print how often the choice was at or above the best single model
+  select      --predictions [ID=]FILE ... [--name NAME] [--seed N | --seeds N] --out DIR
+              choose models, strategy and weights from your models' held-out predictions (CSV or JSON lines)
+              DATA: ${DATASET_USAGE}
   worker      --artifact FILE [--model-id ID]          run one built-in model
               --remote URL --model NAME [--model-id ID]  run one model served over V2 REST (KServe)
               --onnx FILE [--classes A,B,...] [--task classification|regression] [--output NAME] [--model-id ID]
@@ -43,12 +48,6 @@ Topics: ES_TOPIC_PREFIX, ES_TOPIC_<FEATURES|PREDICTIONS|FUSED|LABELS|METRICS|DEA
 /** Requests per second the demo replays at: what five in-process models keep up with on two cores. */
 const DEFAULT_DEMO_RATE = 250;
 
-function dataset(value: string | undefined): DatasetName {
-  const name = value ?? 'letter';
-  if (!isDatasetName(name)) throw new ConfigError(`--dataset: "${name}" is not one of letter, spam`);
-  return name;
-}
-
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new ConfigError(`${flag} is required`);
   return value;
@@ -61,6 +60,13 @@ async function main(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       dataset: { type: 'string' },
+      csv: { type: 'string' },
+      target: { type: 'string' },
+      drop: { type: 'string', multiple: true },
+      id: { type: 'string' },
+      name: { type: 'string' },
+      predictions: { type: 'string', multiple: true },
+      seeds: { type: 'string' },
       rate: { type: 'string' },
       limit: { type: 'string' },
       seed: { type: 'string' },
@@ -89,7 +95,7 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'demo':
       return runDemo(readRuntimeConfig(), {
-        dataset: dataset(values.dataset),
+        dataset: builtinDataset(values.dataset),
         rate: values.rate === undefined ? DEFAULT_DEMO_RATE : values.rate === '0' ? 0 : positiveInt(values.rate, '--rate'),
         limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
         keepInfra: values['keep-infra'] === true,
@@ -107,24 +113,14 @@ async function main(argv: string[]): Promise<void> {
     case 'train': {
       const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
       const log = (line: string) => process.stdout.write(`${line}\n`);
-      const manifest = await train(dataset(values.dataset), seed, log);
+      const manifest = await train(await datasetFromArgs(values), seed, log);
       if (values.onnx === true) await exportOnnxModels(manifest.models, log);
       return;
     }
-    case 'select': {
-      const name = dataset(values.dataset);
-      const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
-      const result = await selectEnsemble({
-        dataset: name,
-        seed,
-        outDir: values.out ?? artifactsDir(name),
-        onProgress: (line) => process.stdout.write(`  ${line}\n`),
-      });
-      if (values.out === undefined) await writeManifest(result.training);
-      const files = [result.files.config, result.files.metaArtifact, result.files.report, result.files.chart].filter((f) => f !== undefined);
-      process.stdout.write(`\n${result.table}\n\nwrote ${files.join('\n      ')}\n`);
-      return;
-    }
+    case 'select':
+      // `--predictions a.csv b.csv` (a shell glob) leaves every file after the first as a positional.
+      if (positionals.length > 0 && values.predictions === undefined) throw new ConfigError(`select: unexpected argument "${positionals[0]}"`);
+      return select({ ...values, ...(values.predictions === undefined ? {} : { predictions: [...values.predictions, ...positionals] }) });
     case 'worker':
       if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id'));
       if (values.onnx === true) {
@@ -151,6 +147,46 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
   }
+}
+
+interface SelectArgs {
+  dataset?: string | undefined;
+  csv?: string | undefined;
+  target?: string | undefined;
+  drop?: string[] | undefined;
+  id?: string | undefined;
+  name?: string | undefined;
+  predictions?: string[] | undefined;
+  seed?: string | undefined;
+  seeds?: string | undefined;
+  out?: string | undefined;
+}
+
+async function select(values: SelectArgs): Promise<void> {
+  const say = (line: string) => process.stdout.write(`  ${line}\n`);
+  if (values.seed !== undefined && values.seeds !== undefined) throw new ConfigError('give --seed or --seeds, not both');
+  const fromFiles = values.predictions !== undefined;
+  if (fromFiles && (values.dataset ?? values.csv) !== undefined) throw new ConfigError('--predictions replaces --dataset and --csv');
+  if (fromFiles && values.out === undefined) throw new ConfigError('--predictions needs --out DIR');
+  const source = fromFiles ? undefined : await datasetFromArgs(values);
+  const name = source === undefined ? (values.name ?? 'predictions') : datasetName(source);
+  const outDir = values.out ?? artifactsDir(name);
+  const run = (seed: number, dir: string) =>
+    source === undefined
+      ? selectFromPredictionFiles({ files: values.predictions!, name, seed, outDir: dir, onProgress: say })
+      : selectEnsemble({ dataset: source, seed, outDir: dir, onProgress: say });
+
+  if (values.seeds !== undefined) {
+    const count = positiveInt(values.seeds, '--seeds');
+    const seeds = Array.from({ length: count }, (_, i) => i + 1);
+    const sweep = await sweepSeeds(name, seeds, outDir, run, say);
+    process.stdout.write(`\n${sweep.table}\n\nwrote ${sweep.reportPath} and a selection per seed in ${outDir}/seed-<n>/\n`);
+    return;
+  }
+  const result = await run(values.seed === undefined ? 42 : positiveInt(values.seed, '--seed'), outDir);
+  if (values.out === undefined && result.training !== undefined) await writeManifest(result.training);
+  const files = [result.files.config, result.files.metaArtifact, result.files.report, result.files.chart].filter((f) => f !== undefined);
+  process.stdout.write(`\n${result.table}\n\nwrote ${files.join('\n      ')}\n`);
 }
 
 const ONE_SHOT = new Set(['demo', 'infra', 'train', 'select', 'help', undefined]);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ArtifactError } from './errors.js';
 import type { EvaluationMetrics } from './metrics.js';
 import { type Classifier, type ModelFamily, type ModelParams, isModelFamily, modelFromParams } from './models/index.js';
+import { PreprocessedClassifier, type Preprocessing, preprocessingFromJSON } from './preprocessing.js';
 import type { SplitFractions } from './split.js';
 
 export { ArtifactError } from './errors.js';
@@ -20,12 +21,18 @@ export interface ModelArtifact {
   schemaVersion: typeof ARTIFACT_SCHEMA_VERSION;
   /** Stable name, e.g. `letter-knn`. */
   modelId: string;
-  /** Content hash of `params`: retraining on the same data with the same seed gives the same version. */
+  /**
+   * Content hash of `params` (and of `preprocessing` when there is one): retraining on the same data
+   * with the same seed gives the same version.
+   */
   version: string;
   family: ModelFamily;
   dataset: string;
   classes: string[];
+  /** The inputs a request carries, in order; with `preprocessing`, before it is applied. */
   featureNames: string[];
+  /** Imputation and one-hot encoding fitted on the training rows; the loaded model applies it. */
+  preprocessing?: Preprocessing;
   seed: number;
   split: ArtifactSplit;
   /** ISO-8601. */
@@ -47,6 +54,11 @@ export function paramsVersion(params: unknown): string {
   return createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 12);
 }
 
+/** The version of an artifact: the params' hash, or the hash of params and preprocessing together. */
+export function artifactVersion(params: unknown, preprocessing?: Preprocessing): string {
+  return preprocessing === undefined ? paramsVersion(params) : paramsVersion({ params, preprocessing });
+}
+
 export function artifactPath(dir: string, modelId: string, version: string): string {
   return join(dir, modelId, `${version}.json`);
 }
@@ -57,7 +69,7 @@ export function artifactPath(dir: string, modelId: string, version: string): str
  */
 export async function saveArtifact(dir: string, artifact: ModelArtifact): Promise<string> {
   if (!MODEL_ID.test(artifact.modelId)) throw new ArtifactError(`model id ${JSON.stringify(artifact.modelId)} is not a safe file name`);
-  if (artifact.version !== paramsVersion(artifact.params)) {
+  if (artifact.version !== artifactVersion(artifact.params, artifact.preprocessing)) {
     throw new ArtifactError(`artifact version ${artifact.version} is not the hash of its params`);
   }
   const path = artifactPath(dir, artifact.modelId, artifact.version);
@@ -125,14 +137,21 @@ export function artifactFromJSON(value: unknown): LoadedArtifact {
 
   const params = record(a.params, 'params');
   if (params.family !== family) throw new ArtifactError(`params are for ${String(params.family)}, artifact says ${family}`);
-  if (paramsVersion(params) !== version) throw new ArtifactError(`params do not hash to version ${version}: the file was altered`);
+  let preprocessing: Preprocessing | undefined;
   let model: Classifier;
   try {
-    model = modelFromParams(params);
+    preprocessing = a.preprocessing === undefined ? undefined : preprocessingFromJSON(a.preprocessing);
+    if (artifactVersion(params, preprocessing) !== version) throw new ArtifactError(`params do not hash to version ${version}: the file was altered`);
+    const inner = modelFromParams(params);
+    model = preprocessing === undefined ? inner : new PreprocessedClassifier(preprocessing, inner);
   } catch (error) {
+    if (error instanceof ArtifactError) throw error;
     throw new ArtifactError(`invalid model params: ${error instanceof Error ? error.message : String(error)}`, error);
   }
   if (model.nClasses !== classes.length) throw new ArtifactError(`model has ${model.nClasses} classes, artifact lists ${classes.length}`);
+  if (preprocessing !== undefined && preprocessing.inputs.some((input, j) => input.name !== featureNames[j])) {
+    throw new ArtifactError('preprocessing inputs are not the artifact\'s featureNames');
+  }
   if (model.nFeatures !== featureNames.length) {
     throw new ArtifactError(`model takes ${model.nFeatures} features, artifact names ${featureNames.length}`);
   }

@@ -6,8 +6,20 @@ import { DatasetError } from './errors.js';
  * are skipped. Returns the rows as strings; quoting is not reported because no caller needs it.
  */
 export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
+  return parseCsvRows(text).map((r) => r.fields);
+}
+
+/** A parsed row and the line of the file it starts on (1-based), for error messages. */
+export interface CsvRow {
+  fields: string[];
+  line: number;
+}
+
+/** `parseCsv` with the starting line of every row. */
+export function parseCsvRows(text: string): CsvRow[] {
+  const rows: CsvRow[] = [];
   let row: string[] = [];
+  let rowLine = 1;
   let field = '';
   let inQuotes = false;
   let fieldStarted = false;
@@ -16,7 +28,7 @@ export function parseCsv(text: string): string[][] {
   const endRow = (): void => {
     if (fieldStarted || row.length > 0) {
       row.push(field);
-      rows.push(row);
+      rows.push({ fields: row, line: rowLine });
     }
     row = [];
     field = '';
@@ -60,6 +72,7 @@ export function parseCsv(text: string): string[][] {
       case '\n':
         endRow();
         line++;
+        rowLine = line;
         break;
       default:
         field += ch;

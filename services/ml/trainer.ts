@@ -1,14 +1,16 @@
 import { performance } from 'node:perf_hooks';
-import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, paramsVersion, saveArtifact } from './artifact.js';
-import { type Dataset, type DatasetName, loadDataset } from './dataset.js';
+import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, artifactVersion, saveArtifact } from './artifact.js';
+import { type DatasetSource, resolveDataset } from './dataset.js';
 import { MlArgumentError } from './errors.js';
 import { type EvaluationMetrics, evaluateProbabilities } from './metrics.js';
 import { type Classifier, MODEL_FAMILIES, type ModelFamily, fitModel, isModelFamily } from './models/index.js';
+import { type Preprocessing, encodeRow, fitPreprocessing, needsPreprocessing } from './preprocessing.js';
 import { createRng, deriveSeed } from './random.js';
 import { DEFAULT_SPLIT_FRACTIONS, type Split, type SplitFractions, stratifiedSplit } from './split.js';
 
 export interface TrainOptions {
-  dataset: DatasetName;
+  /** A built-in data set's name, or a loaded one (`loadCsvDataset`). */
+  dataset: DatasetSource;
   /** Default: every family. */
   families?: readonly ModelFamily[];
   seed?: number;
@@ -19,7 +21,7 @@ export interface TrainOptions {
 }
 
 export type TrainProgress =
-  | { type: 'dataset-loaded'; dataset: DatasetName; rows: number; features: number; classes: number }
+  | { type: 'dataset-loaded'; dataset: string; rows: number; features: number; classes: number; preprocessing?: Preprocessing }
   | { type: 'model-started'; family: ModelFamily }
   | { type: 'model-finished'; model: TrainedModel };
 
@@ -35,11 +37,13 @@ export interface TrainedModel {
 }
 
 export interface TrainSummary {
-  dataset: DatasetName;
+  dataset: string;
   seed: number;
   classes: string[];
   featureNames: string[];
-  /** Row indices into the data set file (header excluded), so callers can replay any part exactly. */
+  /** Fitted on the training rows when the data set has categorical columns or missing values. */
+  preprocessing?: Preprocessing;
+  /** Row indices into the data set (its data rows in file order), so callers can replay any part exactly. */
   split: Split;
   models: TrainedModel[];
   totalMs: number;
@@ -63,41 +67,46 @@ export async function trainModels(options: TrainOptions): Promise<TrainSummary> 
   if (new Set(families).size !== families.length) throw new MlArgumentError('families must not repeat');
   const fractions = options.fractions ?? DEFAULT_SPLIT_FRACTIONS;
 
-  const data = await loadDataset(options.dataset);
+  const data = await resolveDataset(options.dataset);
+  const split = stratifiedSplit(data.y, createRng(deriveSeed(seed, 'split')), fractions);
+  // Fitted on the training rows only: medians and levels of the validation and test rows stay unseen.
+  const preprocessing = needsPreprocessing(data) ? fitPreprocessing(data, split.train) : undefined;
   options.onProgress?.({
     type: 'dataset-loaded',
-    dataset: options.dataset,
+    dataset: data.name,
     rows: data.X.length,
     features: data.featureNames.length,
     classes: data.classes.length,
+    ...(preprocessing === undefined ? {} : { preprocessing }),
   });
-  const split = stratifiedSplit(data.y, createRng(deriveSeed(seed, 'split')), fractions);
-  const train = rowsOf(data, split.train);
-  const validation = rowsOf(data, split.validation);
-  const test = rowsOf(data, split.test);
+  const encoded = preprocessing === undefined ? data.X : data.X.map((x) => encodeRow(preprocessing, x));
+  const train = rowsOf(encoded, data.y, split.train);
+  const validation = rowsOf(encoded, data.y, split.validation);
+  const test = rowsOf(encoded, data.y, split.test);
 
   const models: TrainedModel[] = [];
   for (const family of families) {
     options.onProgress?.({ type: 'model-started', family });
     const fitStarted = performance.now();
-    const model = fitModel(family, train.X, train.y, data.classes.length, createRng(deriveSeed(seed, `model:${family}`)));
+    const fitted = fitModel(family, train.X, train.y, data.classes.length, createRng(deriveSeed(seed, `model:${family}`)));
     const fitMs = performance.now() - fitStarted;
 
-    const validationMetrics = evaluateProbabilities(validation.y, predictAll(model, validation.X));
+    const validationMetrics = evaluateProbabilities(validation.y, predictAll(fitted, validation.X));
     const predictStarted = performance.now();
-    const testProbabilities = predictAll(model, test.X);
+    const testProbabilities = predictAll(fitted, test.X);
     const predictMicros = ((performance.now() - predictStarted) * 1000) / test.X.length;
     const testMetrics = evaluateProbabilities(test.y, testProbabilities);
 
-    const params = model.toJSON();
+    const params = fitted.toJSON();
     const artifact: ModelArtifact = {
       schemaVersion: ARTIFACT_SCHEMA_VERSION,
-      modelId: modelIdFor(options.dataset, family),
-      version: paramsVersion(params),
+      modelId: modelIdFor(data.name, family),
+      version: artifactVersion(params, preprocessing),
       family,
-      dataset: options.dataset,
+      dataset: data.name,
       classes: data.classes,
       featureNames: data.featureNames,
+      ...(preprocessing === undefined ? {} : { preprocessing }),
       seed,
       split: {
         fractions: { ...fractions },
@@ -121,18 +130,19 @@ export async function trainModels(options: TrainOptions): Promise<TrainSummary> 
     options.onProgress?.({ type: 'model-finished', model: trained });
   }
   return {
-    dataset: options.dataset,
+    dataset: data.name,
     seed,
     classes: data.classes,
     featureNames: data.featureNames,
+    ...(preprocessing === undefined ? {} : { preprocessing }),
     split,
     models,
     totalMs: performance.now() - started,
   };
 }
 
-function rowsOf(data: Dataset, indices: readonly number[]): { X: Float64Array[]; y: Int32Array } {
-  return { X: indices.map((i) => data.X[i]!), y: Int32Array.from(indices, (i) => data.y[i]!) };
+function rowsOf(X: readonly Float64Array[], y: Int32Array, indices: readonly number[]): { X: Float64Array[]; y: Int32Array } {
+  return { X: indices.map((i) => X[i]!), y: Int32Array.from(indices, (i) => y[i]!) };
 }
 
 function predictAll(model: Classifier, X: readonly Float64Array[]): Float64Array[] {

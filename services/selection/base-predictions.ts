@@ -1,32 +1,38 @@
 import { loadArtifact } from '../ml/artifact.js';
-import { type DatasetName, loadDataset } from '../ml/dataset.js';
+import { type DatasetSource, resolveDataset } from '../ml/dataset.js';
 import type { ModelFamily } from '../ml/models/index.js';
 import type { Split } from '../ml/split.js';
 import { type TrainSummary, trainModels } from '../ml/trainer.js';
 
-/** One trained model's probabilities on the validation and test rows, in split order. */
+/** One model's probabilities on the validation and test rows, in split order. */
 export interface ModelPredictions {
   modelId: string;
-  family: ModelFamily;
-  artifactPath: string;
+  /** Models the project trained; absent for predictions read from files. */
+  family?: ModelFamily;
+  artifactPath?: string;
   validation: Float64Array[];
   test: Float64Array[];
 }
 
+/** What selection works on: every model's validation and test probabilities and the true classes. */
 export interface BasePredictions {
-  dataset: DatasetName;
+  dataset: string;
   seed: number;
   classes: string[];
-  split: Split;
+  /** Rows the base models were fitted on (0 for predictions read from files), validation and test rows. */
+  sizes: { train: number; validation: number; test: number };
   yValidation: Int32Array;
   yTest: Int32Array;
   models: ModelPredictions[];
-  /** What the trainer reported (artifacts, split, metrics), for the manifest. */
-  training: TrainSummary;
+  /** Models the project trained: what the trainer reported (artifacts, split, metrics), for the manifest. */
+  training?: TrainSummary;
+  /** Predictions read from files: the request id of each validation and test row. */
+  requestIds?: { validation: string[]; test: string[] };
 }
 
 export interface BasePredictionOptions {
-  dataset: DatasetName;
+  /** A built-in data set's name, or a loaded one. */
+  dataset: DatasetSource;
   families?: readonly ModelFamily[];
   seed: number;
   /** The trainer writes the artifacts here. */
@@ -37,12 +43,13 @@ export interface BasePredictionOptions {
 /**
  * Trains the models with the trainer (the same split and the same models as `train` with this seed)
  * and replays the saved artifacts on the validation and test rows, so every later figure comes from
- * the models exactly as workers will serve them.
+ * the models exactly as workers will serve them (preprocessing included).
  */
-export async function predictBaseModels(options: BasePredictionOptions): Promise<BasePredictions> {
+export async function predictBaseModels(options: BasePredictionOptions): Promise<BasePredictions & { split: Split; training: TrainSummary }> {
   const log = options.onProgress ?? (() => {});
+  const data = await resolveDataset(options.dataset);
   const summary = await trainModels({
-    dataset: options.dataset,
+    dataset: data,
     ...(options.families === undefined ? {} : { families: options.families }),
     seed: options.seed,
     outDir: options.modelsDir,
@@ -52,7 +59,6 @@ export async function predictBaseModels(options: BasePredictionOptions): Promise
       if (e.type === 'model-finished') log(`trained ${e.model.modelId} in ${(e.model.fitMs / 1000).toFixed(1)} s`);
     },
   });
-  const data = await loadDataset(options.dataset);
   const models: ModelPredictions[] = [];
   for (const trained of summary.models) {
     log(`predicting validation and test rows with ${trained.modelId} ...`);
@@ -68,9 +74,10 @@ export async function predictBaseModels(options: BasePredictionOptions): Promise
   }
   const labels = (rows: readonly number[]) => Int32Array.from(rows, (i) => data.y[i]!);
   return {
-    dataset: options.dataset,
+    dataset: summary.dataset,
     seed: summary.seed,
     classes: summary.classes,
+    sizes: { train: summary.split.train.length, validation: summary.split.validation.length, test: summary.split.test.length },
     split: summary.split,
     yValidation: labels(summary.split.validation),
     yTest: labels(summary.split.test),

@@ -10,6 +10,7 @@ import {
   argmax,
   confusionMatrix,
   evaluateProbabilities,
+  logLoss,
   predictedClasses,
 } from '../ml/metrics.js';
 import { type LogisticRegression, fitLogisticRegression } from '../ml/models/logistic-regression.js';
@@ -47,22 +48,35 @@ export interface FusionCandidate {
   weights: Record<string, number>;
   /** Stacking: the meta-model refitted on all validation rows, for serving. */
   meta?: LogisticRegression;
-  /** Out-of-fold for fitted weights and stacking, so no config is scored on rows it was fitted on. */
+  /**
+   * Out-of-fold for fitted weights and stacking (the first repetition of the cross-validation), so no
+   * config is scored on rows it was fitted on.
+   */
   validation: EvaluationMetrics;
+  /** One per fold of every repetition (repetition-major), the same folds for every candidate: what the choice reads. */
+  folds: FoldScore[];
   test: EvaluationMetrics;
   testConfusion: ConfusionMatrix;
+}
+
+/** A candidate's score on the held-out rows of one fold. */
+export interface FoldScore {
+  /** Share of the fold's rows whose fused label is wrong. */
+  error: number;
+  logLoss: number;
 }
 
 export interface EvaluationContext {
   classes: string[];
   yValidation: Int32Array;
   yTest: Int32Array;
-  /** Validation row indices per cross-validation fold. */
-  folds: number[][];
+  /** Validation row indices per fold, for each repetition of the cross-validation. */
+  folds: number[][][];
   onProgress?: (line: string) => void;
 }
 
 type Part = 'validation' | 'test';
+type Scored = 'validation' | 'test' | 'testConfusion' | 'folds';
 
 /** Fuses every row of a part as the aggregator fuses a request with all the models present. */
 function fuseRows(fuser: Fuser, models: readonly ModelPredictions[], part: Part, rows: readonly number[]): number[][] {
@@ -116,13 +130,14 @@ export function singleModelCandidate(context: EvaluationContext, model: ModelPre
 function unfitted(
   context: EvaluationContext,
   models: readonly ModelPredictions[],
-  spec: Omit<FusionCandidate, 'validation' | 'test' | 'testConfusion'> & { strategy: ClassificationStrategy },
+  spec: Omit<FusionCandidate, Scored> & { strategy: ClassificationStrategy },
 ): FusionCandidate {
   const fuser = weightedFuser(spec.strategy, context.classes, spec.weights);
-  return candidate(context, spec, {
-    validation: fuseRows(fuser, models, 'validation', allRows(context.yValidation)),
-    test: fuseRows(fuser, models, 'test', allRows(context.yTest)),
-  });
+  const validation = fuseRows(fuser, models, 'validation', allRows(context.yValidation));
+  const folds = context.folds.flatMap((repetition) =>
+    repetition.map((fold) => foldScore(context, fold.map((i) => validation[i]!), fold)),
+  );
+  return candidate(context, spec, { validation, test: fuseRows(fuser, models, 'test', allRows(context.yTest)), folds });
 }
 
 /**
@@ -135,20 +150,38 @@ function crossValidated<T>(
   fit: (rows: readonly number[]) => T,
   fuserOf: (fitted: T) => Fuser,
   progressLabel?: string,
-): { fitted: T; validation: number[][]; test: number[][] } {
+): { fitted: T; validation: number[][]; test: number[][]; folds: FoldScore[] } {
   const validationRows = allRows(context.yValidation);
-  const validation: number[][] = [];
-  context.folds.forEach((fold, f) => {
-    if (progressLabel !== undefined) context.onProgress?.(`${progressLabel}: fold ${f + 1} of ${context.folds.length}`);
-    const held = new Set(fold);
-    const fused = fuseRows(fuserOf(fit(validationRows.filter((i) => !held.has(i)))), models, 'validation', fold);
-    fold.forEach((row, j) => {
-      validation[row] = fused[j]!;
+  let validation: number[][] = [];
+  const folds: FoldScore[] = [];
+  context.folds.forEach((repetition, r) => {
+    const outOfFold: number[][] = [];
+    repetition.forEach((fold, f) => {
+      if (progressLabel !== undefined) {
+        context.onProgress?.(`${progressLabel}: repetition ${r + 1} of ${context.folds.length}, fold ${f + 1} of ${repetition.length}`);
+      }
+      const held = new Set(fold);
+      const fused = fuseRows(fuserOf(fit(validationRows.filter((i) => !held.has(i)))), models, 'validation', fold);
+      folds.push(foldScore(context, fused, fold));
+      fold.forEach((row, j) => {
+        outOfFold[row] = fused[j]!;
+      });
     });
+    if (r === 0) validation = outOfFold;
   });
   if (progressLabel !== undefined) context.onProgress?.(`${progressLabel}: refit on all validation rows`);
   const fitted = fit(validationRows);
-  return { fitted, validation, test: fuseRows(fuserOf(fitted), models, 'test', allRows(context.yTest)) };
+  return { fitted, validation, test: fuseRows(fuserOf(fitted), models, 'test', allRows(context.yTest)), folds };
+}
+
+/** Error rate and log loss of fused probabilities on a fold's rows (labels as the fuser picks them: argmax, ties to the lowest index). */
+function foldScore(context: EvaluationContext, probabilities: readonly number[][], fold: readonly number[]): FoldScore {
+  const y = Int32Array.from(fold, (i) => context.yValidation[i]!);
+  let wrong = 0;
+  probabilities.forEach((p, j) => {
+    if (argmax(p) !== y[j]) wrong++;
+  });
+  return { error: wrong / fold.length, logLoss: logLoss(y, probabilities) };
 }
 
 function averageWeightFitter(context: EvaluationContext, models: readonly ModelPredictions[]) {
@@ -181,11 +214,12 @@ function metaFitter(context: EvaluationContext, models: readonly ModelPrediction
 
 function candidate(
   context: EvaluationContext,
-  spec: Omit<FusionCandidate, 'validation' | 'test' | 'testConfusion'>,
-  probabilities: { validation: number[][]; test: number[][] },
+  spec: Omit<FusionCandidate, Scored>,
+  probabilities: { validation: number[][]; test: number[][]; folds: FoldScore[] },
 ): FusionCandidate {
   return {
     ...spec,
+    folds: probabilities.folds,
     validation: evaluateProbabilities(context.yValidation, probabilities.validation),
     test: evaluateProbabilities(context.yTest, probabilities.test),
     testConfusion: confusionMatrix(context.yTest, predictedClasses(probabilities.test), context.classes.length),

@@ -1,25 +1,30 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import type { TrainSummary } from '../ml/trainer.js';
 import { join, relative } from 'node:path';
 import { type AggregatorConfig, CONFIG_DEFAULTS, validateAggregatorConfig } from '../aggregator/config.js';
 import { stackingFeatureNames } from '../aggregator/fusion/index.js';
 import { MODEL_HEALTH_DEFAULTS } from '../aggregator/model-health.js';
 import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, paramsVersion, saveArtifact } from '../ml/artifact.js';
-import type { DatasetName } from '../ml/dataset.js';
+import type { DatasetSource } from '../ml/dataset.js';
 import type { ModelFamily } from '../ml/models/index.js';
 import { createRng, deriveSeed } from '../ml/random.js';
 import { DEFAULT_SPLIT_FRACTIONS } from '../ml/split.js';
+import type { TrainSummary } from '../ml/trainer.js';
 import { type BasePredictions, predictBaseModels } from './base-predictions.js';
 import { type EvaluationContext, type FusionCandidate, equalAverageLoss, evaluateSubset, singleModelCandidate } from './candidates.js';
+import { type CandidateScore, chooseCandidate } from './choice-rule.js';
 import { stratifiedFolds } from './folds.js';
 import { greedyForwardSelection } from './greedy.js';
+import { basePredictionsFromFiles, readPredictionFile } from './prediction-files.js';
 import { selectionChart, selectionReport, selectionTable } from './report.js';
 
-/** Cross-validation folds over the validation rows for fitted weights and the stacking meta-model. */
+/** Folds of each repetition of the cross-validation over the validation rows. */
 export const SELECTION_FOLDS = 5;
+/** Repetitions of that cross-validation, each with its own shuffle: 15 folds in all, so the standard error means something. */
+export const SELECTION_REPETITIONS = 3;
 
 export interface SelectionOptions {
-  dataset: DatasetName;
+  /** A built-in data set's name, or a loaded one (`loadCsvDataset`). */
+  dataset: DatasetSource;
   /** @defaultValue every model family */
   families?: readonly ModelFamily[];
   /** Seeds the split, the models (as `train` does) and the folds. @defaultValue 42 */
@@ -31,61 +36,83 @@ export interface SelectionOptions {
 }
 
 export interface SelectionResult {
-  dataset: DatasetName;
+  dataset: string;
   seed: number;
   classes: string[];
   sizes: { train: number; validation: number; test: number };
   folds: number;
-  /** One per model on its own (in family order), then every strategy over the full and the greedy subset. */
+  repetitions: number;
+  /** One per model on its own (in model order), then every strategy over the full and the greedy subset. */
   candidates: FusionCandidate[];
-  /** The single model with the lowest validation log loss. */
+  /** Cross-validation score of each candidate, in the same order. */
+  scores: CandidateScore[];
+  /** The single model the choice rule picks among the single models. */
   bestModel: FusionCandidate;
-  /** The candidate with the lowest validation log loss: what `aggregator.json` configures. */
+  /** The single model with the highest test accuracy (reported, never used to choose). */
+  bestModelOnTest: FusionCandidate;
+  /** The candidate the choice rule picks: what `aggregator.json` configures. */
   chosen: FusionCandidate;
+  /** The candidate with the lowest mean cross-validation error, and the bar of the one-standard-error rule. */
+  lowestError: FusionCandidate;
+  bar: number;
   /** Model ids in the order greedy forward selection added them. */
   greedyOrder: string[];
   config: AggregatorConfig;
   files: { config: string; report: string; chart: string; metaArtifact?: string };
   /** The terminal table of every candidate. */
   table: string;
-  /** What the trainer reported: the served artifacts and the split. */
-  training: TrainSummary;
+  /** Models the project trained: the served artifacts and the split. */
+  training?: TrainSummary;
+  /** Where the predictions came from, when they were read from files. */
+  predictionFiles?: string[];
 }
 
 /**
  * Trains the models, evaluates them and every fusion strategy on the same validation and test
- * predictions, picks the config with the lowest validation log loss and writes it with its report.
- *
- * Candidates are each model alone, and over all models and over the greedy subset: every weighted
- * strategy with equal weights and with fitted weights (log-loss optimal mixture weights for the
- * averaging strategies, accuracy-optimal vote weights for hard voting), and stacking.
- *
- * The choice uses validation log loss, not accuracy: it is a proper scoring rule that reads the whole
- * fused distribution (what the aggregator publishes), so it separates configs whose accuracies differ
- * by a handful of rows and is less noisy on a validation part of a few thousand rows, and it is the
- * loss the weights and the meta-model minimise, so fitting and choosing pull the same way. The price:
- * hard voting, whose vote shares are crude probabilities, is not chosen. Ties go to the earlier
- * candidate, the simpler config. Since each model alone is a candidate, the chosen config is never
- * worse on validation than the best single model. The greedy subset itself is picked on all
- * validation rows, so its candidates' validation figures lean optimistic, if only slightly: it is a
- * choice among a handful of subsets, not a fit.
+ * predictions, chooses one (see `chooseFromPredictions`) and writes it with its report.
  */
-export async function selectEnsemble(options: SelectionOptions): Promise<SelectionResult> {
+export async function selectEnsemble(options: SelectionOptions): Promise<SelectionResult & { training: TrainSummary }> {
   const seed = options.seed ?? 42;
-  const log = options.onProgress ?? (() => {});
-  const modelsDir = join(options.outDir, 'models');
   const base = await predictBaseModels({
     dataset: options.dataset,
     ...(options.families === undefined ? {} : { families: options.families }),
     seed,
-    modelsDir,
-    onProgress: log,
+    modelsDir: join(options.outDir, 'models'),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   });
+  const result = await chooseFromPredictions(base, { outDir: options.outDir, ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) });
+  return { ...result, training: base.training };
+}
+
+/**
+ * Evaluates every model and fusion strategy on the models' validation and test predictions, chooses
+ * one on the validation rows, and writes `aggregator.json`, the stacking meta-model if chosen,
+ * `report.md` and a chart to `outDir`.
+ *
+ * Candidates are each model alone, and over all models and over the greedy subset: every weighted
+ * strategy with equal weights and with fitted weights (log-loss optimal mixture weights for the
+ * averaging strategies, accuracy-optimal vote weights for hard voting), and stacking. Every candidate
+ * is scored on the same folds of a cross-validation of the validation rows repeated
+ * `SELECTION_REPETITIONS` times; fitted weights and the meta-model are fitted on the other folds, so no
+ * candidate is judged on rows it was fitted on. `chooseCandidate` (choice-rule.ts) picks: the simplest
+ * candidate within one standard error of the lowest mean error. A fusion must beat the best single
+ * model by more than the noise of the validation rows to be chosen over it. Test figures are reported
+ * beside, never used to choose. The greedy subset itself is picked on all validation rows, so its
+ * candidates' figures lean optimistic, if only slightly: it is a choice among a handful of subsets.
+ */
+export async function chooseFromPredictions(
+  base: BasePredictions,
+  options: { outDir: string; onProgress?: (line: string) => void; predictionFiles?: string[] },
+): Promise<SelectionResult> {
+  const log = options.onProgress ?? (() => {});
+  const modelsDir = join(options.outDir, 'models');
   const context: EvaluationContext = {
     classes: base.classes,
     yValidation: base.yValidation,
     yTest: base.yTest,
-    folds: stratifiedFolds(base.yValidation, SELECTION_FOLDS, createRng(deriveSeed(seed, 'selection:folds'))),
+    folds: Array.from({ length: SELECTION_REPETITIONS }, (_, r) =>
+      stratifiedFolds(base.yValidation, SELECTION_FOLDS, createRng(deriveSeed(base.seed, r === 0 ? 'selection:folds' : `selection:folds:${r}`))),
+    ),
     onProgress: log,
   };
 
@@ -94,14 +121,18 @@ export async function selectEnsemble(options: SelectionOptions): Promise<Selecti
   const greedy = greedyForwardSelection(base.models, (subset) => equalAverageLoss(context, subset));
   const greedyOrder = greedy.map((m) => m.modelId);
   log(`greedy subset: ${greedyOrder.join(', ')}`);
-  log('fusion strategies over all models ...');
-  const candidates = [...singles, ...evaluateSubset(context, base.models, { name: 'all', models: base.models.map((m) => m.modelId) })];
-  log('fusion strategies over the greedy subset ...');
-  candidates.push(...evaluateSubset(context, base.models, { name: 'greedy', models: greedyOrder }));
+  const candidates = [...singles];
+  if (base.models.length > 1) {
+    log('fusion strategies over all models ...');
+    candidates.push(...evaluateSubset(context, base.models, { name: 'all', models: base.models.map((m) => m.modelId) }));
+    log('fusion strategies over the greedy subset ...');
+    candidates.push(...evaluateSubset(context, base.models, { name: 'greedy', models: greedyOrder }));
+  }
 
-  const lowestLoss = (list: readonly FusionCandidate[]) => list.reduce((a, b) => (b.validation.logLoss < a.validation.logLoss ? b : a));
-  const chosen = lowestLoss(candidates);
-  const bestModel = lowestLoss(singles);
+  const choice = chooseCandidate(candidates, SELECTION_FOLDS);
+  const chosen = candidates[choice.chosen]!;
+  const bestModel = singles[chooseCandidate(singles, SELECTION_FOLDS).chosen]!;
+  const bestModelOnTest = singles.reduce((a, b) => (b.test.accuracy > a.test.accuracy ? b : a));
 
   await mkdir(options.outDir, { recursive: true });
   const configPath = join(options.outDir, 'aggregator.json');
@@ -111,16 +142,21 @@ export async function selectEnsemble(options: SelectionOptions): Promise<Selecti
 
   const result: SelectionResult = {
     dataset: base.dataset,
-    seed,
+    seed: base.seed,
     classes: base.classes,
-    sizes: { train: base.split.train.length, validation: base.split.validation.length, test: base.split.test.length },
+    sizes: base.sizes,
     folds: SELECTION_FOLDS,
+    repetitions: SELECTION_REPETITIONS,
     candidates,
+    scores: choice.scores,
     bestModel,
+    bestModelOnTest,
     chosen,
+    lowestError: candidates[choice.lowestError]!,
+    bar: choice.bar,
     greedyOrder,
     config,
-    training: base.training,
+    ...(options.predictionFiles === undefined ? {} : { predictionFiles: options.predictionFiles }),
     files: {
       config: configPath,
       report: join(options.outDir, 'report.md'),
@@ -170,12 +206,42 @@ async function saveMetaArtifact(base: BasePredictions, chosen: FusionCandidate, 
     featureNames: stackingFeatureNames(chosen.subset.models, base.classes),
     seed: base.seed,
     split: {
-      fractions: { ...DEFAULT_SPLIT_FRACTIONS },
-      sizes: { train: base.split.train.length, validation: base.split.validation.length, test: base.split.test.length },
+      fractions: base.training === undefined ? predictionFileFractions(base) : { ...DEFAULT_SPLIT_FRACTIONS },
+      sizes: base.sizes,
     },
     trainedAt: new Date().toISOString(),
     metrics: { validation: chosen.validation, test: chosen.test },
     params,
   };
   return saveArtifact(modelsDir, artifact);
+}
+
+function predictionFileFractions(base: BasePredictions): { train: number; validation: number; test: number } {
+  const n = base.sizes.validation + base.sizes.test;
+  return { train: 0, validation: base.sizes.validation / n, test: base.sizes.test / n };
+}
+
+export interface PredictionSelectionOptions {
+  /** `PATH` or `MODEL_ID=PATH` per model (see prediction-files.ts for the formats). */
+  files: readonly string[];
+  /** Names the meta-model artifact and the report. @defaultValue 'predictions' */
+  name?: string;
+  /** Seeds the validation/test split of the rows and the folds. @defaultValue 42 */
+  seed?: number;
+  outDir: string;
+  onProgress?: (line: string) => void;
+}
+
+/** Chooses models, strategy and weights from models' held-out predictions read from files. */
+export async function selectFromPredictionFiles(options: PredictionSelectionOptions): Promise<SelectionResult> {
+  const log = options.onProgress ?? (() => {});
+  const files = [];
+  for (const arg of options.files) {
+    const file = await readPredictionFile(arg);
+    log(`${file.modelId}: ${file.rows.length} predictions over ${file.classes.length} classes from ${file.path}`);
+    files.push(file);
+  }
+  const base = basePredictionsFromFiles(files, { name: options.name ?? 'predictions', seed: options.seed ?? 42 });
+  log(`${base.sizes.validation} rows to fit and choose on, ${base.sizes.test} test rows to report`);
+  return chooseFromPredictions(base, { outDir: options.outDir, onProgress: log, predictionFiles: files.map((f) => f.path) });
 }

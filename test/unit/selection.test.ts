@@ -7,7 +7,8 @@ import { STRATEGIES } from '../../services/aggregator/fusion/index.js';
 import { createRng } from '../../services/ml/random.js';
 import { stratifiedFolds } from '../../services/selection/folds.js';
 import { greedyForwardSelection } from '../../services/selection/greedy.js';
-import { type SelectionResult, selectEnsemble } from '../../services/selection/select-ensemble.js';
+import { chooseCandidate, complexityOf } from '../../services/selection/choice-rule.js';
+import { SELECTION_FOLDS, SELECTION_REPETITIONS, type SelectionResult, selectEnsemble } from '../../services/selection/select-ensemble.js';
 import { fitAverageWeights, fitVoteWeights } from '../../services/selection/weight-fitting.js';
 
 describe('selection building blocks', () => {
@@ -54,13 +55,20 @@ describe('ensemble selection on spam', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('chooses a config at least as accurate on test as the best single model', () => {
+  it('chooses by the rule on repeated cross-validation folds, shared by every candidate', () => {
     const singles = result.candidates.filter((c) => c.subset.name === 'single');
     expect(singles).toHaveLength(5);
-    expect(result.bestModel.validation.logLoss).toBe(Math.min(...singles.map((c) => c.validation.logLoss)));
-    expect(result.chosen.validation.logLoss).toBe(Math.min(...result.candidates.map((c) => c.validation.logLoss)));
-    expect(result.chosen.test.accuracy).toBeGreaterThanOrEqual(result.bestModel.test.accuracy);
-    expect(result.chosen.test.accuracy).toBeGreaterThanOrEqual(Math.max(...singles.map((c) => c.test.accuracy)));
+    for (const c of result.candidates) expect(c.folds).toHaveLength(SELECTION_FOLDS * SELECTION_REPETITIONS);
+    const choice = chooseCandidate(result.candidates, SELECTION_FOLDS);
+    expect(result.chosen).toBe(result.candidates[choice.chosen]);
+    expect(result.bar).toBe(choice.bar);
+    expect(result.scores[choice.chosen]!.meanError).toBeLessThanOrEqual(choice.bar);
+    // Nothing simpler than the chosen config is within the bar.
+    const simpler = result.candidates.filter((c, i) => complexityOf(c) < complexityOf(result.chosen) && result.scores[i]!.meanError <= choice.bar);
+    expect(simpler).toEqual([]);
+    expect(result.bestModel).toBe(singles[chooseCandidate(singles, SELECTION_FOLDS).chosen]);
+    expect(result.bestModelOnTest.test.accuracy).toBe(Math.max(...singles.map((c) => c.test.accuracy)));
+    expect(result.chosen.test.accuracy).toBeGreaterThanOrEqual(result.bestModelOnTest.test.accuracy);
   });
 
   it('evaluates every strategy with equal and fitted weights over all models and the greedy subset', () => {
@@ -74,7 +82,7 @@ describe('ensemble selection on spam', () => {
       );
     }
     expect(result.greedyOrder.length).toBeGreaterThan(0);
-    expect(progress.some((line) => line.includes('fold 5 of 5'))).toBe(true);
+    expect(progress.some((line) => line.includes('repetition 3 of 3, fold 5 of 5'))).toBe(true);
   });
 
   it('lists every model and strategy in the table and the report', async () => {
@@ -88,6 +96,8 @@ describe('ensemble selection on spam', () => {
     expect(report.split('\n').filter((line) => line.startsWith('| spam-knn |')).length).toBe(2);
     expect(report).toContain('## Confusion matrix of the chosen config (test)');
     expect(report).toContain('| nonspam |');
+    expect(report).toMatch(/the chosen config is (at or above|below) it/);
+    expect(report).toContain('Choice rule:');
     expect(chart.match(/<rect [^>]*fill="#/g)).toHaveLength(result.candidates.length);
   });
 
