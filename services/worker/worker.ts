@@ -35,6 +35,8 @@ export interface WorkerOptions {
   fetch?: FetchSettings;
   /** Consumed offsets are committed at most this often, ms. @defaultValue 1000 */
   commitIntervalMs?: number;
+  /** Consumer group session timeout: how soon a dead worker's partitions move, ms. @defaultValue 4000 */
+  sessionTimeoutMs?: number;
 }
 
 /** The worker's breaker around its model call (opossum options of the same names). */
@@ -106,7 +108,7 @@ export class ModelWorker {
       // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
       maxBytesPerPartition: MAX_FETCH_BYTES,
       // A dead worker's partitions move to its peers after this (kafkajs's default is 30 s).
-      sessionTimeout: 4000,
+      sessionTimeout: o.sessionTimeoutMs ?? 4000,
       heartbeatInterval: 500,
     });
     watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
