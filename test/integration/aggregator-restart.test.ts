@@ -67,7 +67,7 @@ describe('an aggregator killed mid-stream', () => {
     }
     await producing;
     await eventually(() => new Set(fused.received.map((f) => f.key)).size >= total, `${total} distinct results`, 120_000);
-    await new Promise((r) => setTimeout(r, 2000)); // room for a duplicate to show up
+    await pipeline.drainedBy(env.ES_AGGREGATOR_GROUP, fused); // any duplicate would be in by now
     await fused.stop();
 
     const counts = countByKey(fused.received);

@@ -52,7 +52,9 @@ describe('bad input goes to the dead-letter topic, with its reason, and costs no
     await produce(kafka, topics.predictions, [...good('good-1'), ...bad.slice(0, 5).map((b) => b.message), ...good('good-2'), ...bad.slice(5).map((b) => b.message), ...good('good-3')]);
 
     await eventually(() => dead.received.length >= bad.length && fused.received.length >= 3, 'dead letters and fused results');
-    await new Promise((r) => setTimeout(r, 500));
+    // Nothing more can come: the aggregator consumed every prediction, both readers are at the end.
+    await pipeline.drained(fused);
+    await dead.caughtUp();
     await Promise.all([dead.stop(), fused.stop()]);
 
     expect(fused.received.map((f) => f.key).sort()).toEqual(['good-1', 'good-2', 'good-3']);
