@@ -27,6 +27,12 @@ export async function exportOnnxModels(
     const path = onnxPathFor(m.artifactPath);
     if (!existsSync(path)) {
       const { artifact } = await loadArtifact(m.artifactPath);
+      if (artifact.preprocessing !== undefined) {
+        // The exported graph would expect inputs already imputed and one-hot encoded, not the raw
+        // features a request carries: no export rather than a model that answers the wrong question.
+        log(`  ${m.modelId.padEnd(28)} no ONNX: its data set needs imputation or one-hot encoding, which the export does not carry`);
+        continue;
+      }
       await saveOnnx(path, artifact);
       log(`  ${m.modelId.padEnd(28)} ONNX ${path}`);
     }

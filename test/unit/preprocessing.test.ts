@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import {
   needsPreprocessing,
 } from '../../services/ml/preprocessing.js';
 import { type TrainSummary, trainModels } from '../../services/ml/trainer.js';
+import { exportOnnxModels, onnxPathFor } from '../../services/cli/onnx-models.js';
 
 /** 200 rows: the class follows the colour and the size; some sizes and colours are missing. */
 function toyCsv(): string {
@@ -84,6 +86,14 @@ describe('training on a CSV with text columns and missing values', () => {
       expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
       expect(model.metrics.test.accuracy).toBeGreaterThan(0.8);
     }
+  });
+
+  it('is not exported to ONNX: the graph would expect encoded inputs, not the raw ones a request carries', async () => {
+    const lines: string[] = [];
+    const written = await exportOnnxModels(summary.models, (line) => lines.push(line));
+    expect(written.size).toBe(0);
+    for (const m of summary.models) expect(existsSync(onnxPathFor(m.artifactPath))).toBe(false);
+    expect(lines.join('\n')).toMatch(/no ONNX: its data set needs imputation or one-hot encoding/);
   });
 
   it('refuses an artifact whose preprocessing was altered', async () => {
