@@ -152,10 +152,10 @@ export class Aggregator {
   }
 
   /**
-   * Returns 'retry' when the batch must be read again (PoisonGuard leaves it unresolved). An error
-   * that may be the messages' fault goes to the guard, which isolates the message that causes it.
+   * An error that may be the messages' fault goes to the guard (PoisonGuard), which isolates the
+   * message that causes it; any other failure is retried from the committed offset (retryLater).
    */
-  private async onBatch(payload: EachBatchPayload): Promise<'retry' | undefined> {
+  private async onBatch(payload: EachBatchPayload): Promise<undefined> {
     const { batch, isStale } = payload;
     if (batch.messages.length === 0 || isStale()) return undefined;
     try {
@@ -165,7 +165,7 @@ export class Aggregator {
     } catch (error) {
       if (blamesTheMessages(error)) throw error;
       await this.retryLater(payload, error);
-      return 'retry';
+      return undefined;
     }
   }
 
@@ -234,21 +234,42 @@ export class Aggregator {
 
   /**
    * A batch failed: the partition's producer may be fenced (another instance owns the partition
-   * now) or Kafka or Redis misbehaved. Drop the producer and, after a short pause, let the batch be
-   * read again (left unresolved), keeping the consumer running: the join's offset rule makes the
-   * retry safe. If the partition moved meanwhile, its new owner reads it instead.
+   * now) or Kafka or Redis misbehaved. Whether its transaction committed can be unknown (a broker
+   * died after the coordinator decided), so the batch is never simply read again from its first
+   * offset: that would fuse its requests a second time if it had committed. Instead a new producer
+   * for the partition's transactional id is made, which makes the coordinator finish or abort any
+   * transaction of the old one, and the partition is read again from the group's committed offset.
+   * The consumer keeps running; if the partition moved meanwhile, its new owner reads it instead.
+   * If even that fails, the error goes on to kafkajs, which restarts the consumer from the
+   * committed offsets too.
    */
   private async retryLater({ batch, heartbeat }: EachBatchPayload, error: unknown): Promise<void> {
-    const { partition } = batch;
+    const { topic, partition } = batch;
     const attempt = (this.failures.get(partition) ?? 0) + 1;
     this.failures.set(partition, attempt);
     this.stats.retriedBatches++;
-    this.o.logger.warn('batch failed; retrying from its first offset', { partition, attempt, error: describeError(error) });
+    this.o.logger.warn('batch failed; reading the partition again from its committed offset', { partition, attempt, error: describeError(error) });
     const producer = this.producers.get(partition);
     this.producers.delete(partition);
     void producer?.then((p) => p.disconnect()).catch(() => undefined);
     await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
     await heartbeat().catch(() => undefined);
+    await this.producerFor(topic, partition);
+    const committed = await this.committedOffset(topic, partition);
+    this.consumer.seek({ topic, partition, offset: committed ?? batch.firstOffset() ?? '0' });
+  }
+
+  /** The group's committed offset of a partition; undefined if it never committed one. */
+  private async committedOffset(topic: string, partition: number): Promise<string | undefined> {
+    const admin = this.o.kafka.admin();
+    await admin.connect();
+    try {
+      const [offsets] = await admin.fetchOffsets({ groupId: this.groupId, topics: [topic] });
+      const offset = offsets?.partitions.find((p) => p.partition === partition)?.offset;
+      return offset === undefined || BigInt(offset) < 0n ? undefined : offset;
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Counted only once committed: an aborted batch is processed again and would count twice. */

@@ -19,8 +19,15 @@ export async function readTopic<T>(kafka: Kafka, topic: string, pick: (message: 
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
     positions.set(payload.partition, Math.max(positions.get(payload.partition) ?? 0, Number(payload.lastOffset) + 1));
   });
+  // The reader itself meets the dead broker too: kafkajs then restarts it from its last committed
+  // offset and it sees some records again. A record is one (partition, offset), counted once; a
+  // duplicate result of the pipeline is another record and still counts.
+  const seen = new Set<string>();
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ message, partition }) => {
+      const at = `${partition}:${message.offset}`;
+      if (seen.has(at)) return;
+      seen.add(at);
       const value = pick(message);
       if (value !== undefined) records.push({ key: message.key?.toString() ?? '', timestampMs: Number(message.timestamp), value });
     },
