@@ -28,7 +28,7 @@ export interface AggregatorConfig {
   deadlineMs: number;
   /** Fewest models that must contribute for an answer; below it the result is INSUFFICIENT. */
   quorum: number;
-  /** How long a request's join state is kept; answers later than this are counted late without a lookup. */
+  /** How long a request's join state is kept; within it a duplicate answer is told from a late one. */
   stateTtlMs: number;
   /** Predictions larger than this go to the dead-letter topic unread. */
   maxMessageBytes: number;

@@ -1,8 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient as Redis } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
+import { defineScripts } from '../shared/redis-scripts.js';
 import { repoRoot } from '../shared/repo-root.js';
 import type { AwaitPlan } from './model-health.js';
 
@@ -85,20 +85,6 @@ interface JoinCommands {
 
 const LUA_DIR = join(repoRoot(), 'services', 'aggregator', 'lua');
 
-/**
- * Registers every script of a folder on a connection, named after its file (`join-batch-4.lua` ->
- * `joinBatch`, 4 keys): the key count is read from the file name, never repeated elsewhere. ioredis
- * sends EVALSHA and loads a script when Redis lacks it.
- */
-export function defineScripts(redis: Redis, dir: string): void {
-  for (const file of readdirSync(dir)) {
-    const match = /^(.+)-(\d+)\.lua$/.exec(file);
-    if (match === null) continue;
-    const name = (match[1] as string).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-    if ((redis as unknown as Record<string, unknown>)[name] !== undefined) continue;
-    redis.defineCommand(name, { numberOfKeys: Number(match[2]), lua: readFileSync(join(dir, file), 'utf8') });
-  }
-}
 
 /**
  * The request join in Redis: typed wrappers around the Lua scripts, one script per atomic

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisClient } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
 import type { FusionStatus } from '../shared/records.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
+import { defineScripts } from '../shared/redis-scripts.js';
 import { repoRoot } from '../shared/repo-root.js';
 import { ENSEMBLE } from './event-figures.js';
 import type { Sample } from './rolling-metrics.js';
@@ -72,19 +72,9 @@ interface EvaluatorCommands {
   readState(prefix: string, totals: string, learning: string, ...args: (string | number)[]): Promise<(Flat | (string | Flat)[])[]>;
 }
 
-const SCRIPTS = [
-  { name: 'recordEvents', file: 'record-events-2.lua', keys: 2 },
-  { name: 'scoreSamples', file: 'score-samples-3.lua', keys: 3 },
-  { name: 'readState', file: 'read-state-3.lua', keys: 3 },
-] as const;
-
-/** Registers the evaluator scripts on a connection (ioredis sends EVALSHA, loading a script when missing). */
+/** Registers the evaluator scripts on a connection (see shared/redis-scripts.ts). */
 export function defineEvaluatorScripts(redis: RedisClient): void {
-  const dir = join(repoRoot(), 'services', 'evaluator', 'lua');
-  for (const s of SCRIPTS) {
-    if ((redis as unknown as Record<string, unknown>)[s.name] !== undefined) continue;
-    redis.defineCommand(s.name, { numberOfKeys: s.keys, lua: readFileSync(join(dir, s.file), 'utf8') });
-  }
+  defineScripts(redis, join(repoRoot(), 'services', 'evaluator', 'lua'));
 }
 
 /**
