@@ -6,7 +6,7 @@ import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
-import { loadAggregatorConfig } from './config.js';
+import { loadAggregatorConfig } from '../core/ensemble-config.js';
 import { buildFuser } from './fuser-factory.js';
 import { JoinStore, joinStoreOptions } from './join-store.js';
 

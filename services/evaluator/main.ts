@@ -1,4 +1,4 @@
-import { loadAggregatorConfig } from '../aggregator/config.js';
+import { loadAggregatorConfig } from '../core/ensemble-config.js';
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
