@@ -29,7 +29,7 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
     instanceId: runtime.instanceId,
     logger,
     onFatal: exitProcess('evaluator', logger),
-    ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { groupId: env.ES_EVALUATOR_GROUP }),
+    ...(runtime.groups.evaluator === undefined ? {} : { groupId: runtime.groups.evaluator }),
   });
   const start = async () => {
     await verifyRedis(redis, describeRedis(runtime.redis));

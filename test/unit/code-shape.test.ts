@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../services/shared/repo-root.js';
@@ -38,5 +39,18 @@ describe('function length', () => {
       ['f', 3],
       ['m', 1],
     ]);
+  });
+});
+
+describe('configuration', () => {
+  it('documents every environment variable the services read in the README', () => {
+    const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
+    const read = new Set<string>();
+    for (const { text } of services) {
+      for (const m of text.matchAll(/\benv\.([A-Z][A-Z0-9_]+)|['"`]((?:ES|KAFKA|REDIS)_[A-Z0-9_]+)['"`]/g)) read.add((m[1] ?? m[2]) as string);
+    }
+    expect(read.size).toBeGreaterThan(30);
+    const undocumented = [...read].filter((name) => !readme.includes(`\`${name}\``) && !readme.includes(`${name},`) && !readme.includes(`, \`${name}`));
+    expect(undocumented).toEqual([]);
   });
 });
