@@ -135,7 +135,10 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
   const X = rows.map(() => new Float64Array(featureColumns.length));
   featureColumns.forEach((column, j) => {
     const columnName = `"${header[column]}" (column ${column + 1})`;
-    columns.push(readFeatureColumn({ rows, column, name: columnName, options, fail, set: (i, value) => (X[i]![j] = value) }));
+    const set = (i: number, value: number): void => {
+      X[i]![j] = value;
+    };
+    columns.push(readFeatureColumn({ rows, column, name: columnName, options, fail, set }));
   });
 
   const labels = rows.map((row) => row.fields[targetColumn]!);
@@ -241,7 +244,9 @@ function readFeatureColumn(reading: ColumnReading): FeatureColumn {
   }
   const present = rows.length - missingLines.length;
   if (textLines.length === 0) {
-    rows.forEach((_, i) => set(i, numbers[i]!));
+    rows.forEach((_, i) => {
+      set(i, numbers[i]!);
+    });
     return { kind: 'numeric', missing: missingLines.length };
   }
   // Mostly numbers with a few words is a typo or a missing-value code, not a category.
@@ -266,7 +271,9 @@ function readCategories(reading: ColumnReading, textLines: readonly string[], mi
     );
   }
   const code = new Map(categories.map((c, k) => [c, k]));
-  values.forEach((v, i) => set(i, isMissing(v) ? Number.NaN : code.get(v)!));
+  values.forEach((v, i) => {
+    set(i, isMissing(v) ? Number.NaN : code.get(v)!);
+  });
   return { kind: 'categorical', categories, missing };
 }
 
