@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
  * settings), then the consumer crashes, leaves the group and joins again from scratch. Seen as
  * 13 to 40 s without predictions from a worker whose group's coordinator was the broker killed.
  *
- * Here a heartbeat or an offset commit that meets a lost connection looks the coordinator up
- * again (the group's offsets partition has a new leader once the controller fenced the dead
+ * Here a heartbeat or an offset commit that meets a lost connection (a commit also: a broker that
+ * is no longer the coordinator) looks the coordinator up again (the group's offsets partition has a new leader once the controller fenced the dead
  * broker) and tries once more there, as the Java client does: the new coordinator knows the
  * member, so the consumer keeps its partitions and fetches on. kafkajs has no option for this,
  * so two of its classes are wrapped, once per process.
@@ -36,6 +36,7 @@ interface OffsetManagerInternals {
   cluster: Cluster;
   coordinator: Broker;
   getCoordinator(): Promise<Broker>;
+  commitOffsets(offsets?: unknown): Promise<void>;
 }
 
 /** Errors that say the broker is gone (or unknown), not that it answered. */
@@ -77,5 +78,20 @@ export function followMovedCoordinators(): void {
       this.coordinator = await this.cluster.findGroupCoordinator({ groupId: this.groupId });
     }
     return this.coordinator;
+  };
+
+  // A commit refused by a broker that is no longer the coordinator (its offsets partition moved,
+  // back to a restarted broker say) looks the coordinator up again for the next commit; kafkajs
+  // only refreshes metadata and keeps sending to the old one until the consumer rejoins.
+  const commitOffsets = OffsetManager.prototype.commitOffsets;
+  OffsetManager.prototype.commitOffsets = async function commitAtCurrentCoordinator(this: OffsetManagerInternals, offsets) {
+    try {
+      return await commitOffsets.call(this, offsets);
+    } catch (error) {
+      if ((error as { type?: string }).type === 'NOT_COORDINATOR_FOR_GROUP' || isLostBroker(error)) {
+        this.coordinator = await this.cluster.findGroupCoordinator({ groupId: this.groupId }).catch(() => this.coordinator);
+      }
+      throw error;
+    }
   };
 }

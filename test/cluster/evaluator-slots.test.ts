@@ -27,7 +27,7 @@ describe("the evaluator's keys on a Redis Cluster", () => {
 
   it('records, scores and reads on one slot per call, and spreads over every master', async () => {
     const store = new EvaluatorStore(redis, keys, {
-      window: RollingWindow.parse('count:100'),
+      window: RollingWindow.parse('count:1000'),
       eventWindow: RollingWindow.parse('time:60000'),
       requestTtlMs: 600_000,
       decay: 0.99,

@@ -167,5 +167,5 @@ describe('a Redis Cluster master killed mid-stream', () => {
     expect(lost).toBe(0);
     expect(duplicated).toBe(0);
     expect(exitCodes).toEqual(services.map(() => 0));
-  });
+  }, 600_000); // about 2 minutes on a quiet machine
 });
