@@ -105,7 +105,7 @@ export class EvaluatorStore {
     const rows = await Promise.all([...byShard].map(([shard, group]) => this.recordShard(shard, group)));
     // In the batch's order of first appearance, across shards: a count window numbers samples in it.
     const first = new Map<string, number>();
-    entries.forEach((e, i) => first.has(e.requestId) || first.set(e.requestId, i));
+    for (const [i, e] of entries.entries()) if (!first.has(e.requestId)) first.set(e.requestId, i);
     const position = (row: Nested) => first.get(String(row[0])) ?? 0;
     return rows.flat().sort((a, b) => position(a as Nested) - position(b as Nested)).map((row) => {
       const items = row as Buffer[];
