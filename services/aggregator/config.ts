@@ -18,6 +18,15 @@ export interface ModelSpec {
   weight: number;
 }
 
+/**
+ * How fused results reach Kafka. `exactly-once`: each batch's results and consumed offsets in one
+ * transaction, so a reader (read_committed) sees every result once. `at-least-once`: an idempotent
+ * producer without transactions, offsets committed once the results are acknowledged; after a crash
+ * a result may be written a second time, with the same bytes as the first.
+ */
+export type DeliveryMode = 'exactly-once' | 'at-least-once';
+export const DELIVERY_MODES: readonly DeliveryMode[] = ['exactly-once', 'at-least-once'];
+
 export interface AggregatorConfig {
   task: Task;
   /** Classification: class labels, in the order of every model's probabilities. */
@@ -41,6 +50,8 @@ export interface AggregatorConfig {
   restoreHorizonMs: number;
   /** The per-model circuit breakers that take unhealthy models out of the join. */
   breaker: ModelHealthOptions;
+  /** @defaultValue 'exactly-once' */
+  delivery: DeliveryMode;
   /** Required when `strategy` is stacking, and only then; model weights do not apply to stacking. */
   stacking?: StackingConfig;
 }
@@ -148,6 +159,9 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
   }
 
+  const delivery = obj.delivery ?? 'exactly-once';
+  if (!(DELIVERY_MODES as readonly unknown[]).includes(delivery)) problems.push(`delivery: must be one of ${DELIVERY_MODES.join(', ')}`);
+
   let stacking: StackingConfig | undefined;
   if (obj.strategy === 'stacking' && obj.stacking === undefined) {
     problems.push('stacking: the stacking strategy needs { "metaArtifact": "<path>" }');
@@ -159,7 +173,7 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
   }
 
-  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
+  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'delivery', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
   for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
 
   if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
@@ -175,6 +189,7 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     fusedMemoryMs,
     restoreHorizonMs,
     breaker,
+    delivery: delivery as DeliveryMode,
     ...(stacking === undefined ? {} : { stacking }),
   };
 }
