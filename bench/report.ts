@@ -1,7 +1,7 @@
 import { formatTable } from '../services/cli/table.js';
 import type { CeilingResult } from './ceiling.js';
 import type { MessageBytes } from './message-sizes.js';
-import type { PhaseResult } from './phase.js';
+import type { IdleResult, PhaseResult } from './phase.js';
 import type { ProcessUsage } from './process-stats.js';
 import type { ProfileSummary } from './profile-summary.js';
 
@@ -19,6 +19,8 @@ export interface BenchReport {
    */
   kafkajsBound: number | null;
   phases: PhaseResult[];
+  /** Each profile's pipeline with no traffic. */
+  idle: IdleResult[];
   redisMemory: { baselineBytes: number; afterPhasesBytes: number; afterTtlBytes: number; keysLeftAfterTtl: number };
   cpuProfiles: ProfileSummary[];
 }
@@ -163,6 +165,17 @@ export function formatReport(r: BenchReport): string {
   }
   out.push(formatTable(['profile', 'load', 'process', 'CPU s', 'us/fused', 'cores', 'peak RSS MB'], rows));
 
+  if (r.idle.length > 0) {
+    out.push('', 'Idle: CPU of each process with no traffic, as a share of one core (target: the whole pipeline under 5 %)');
+    const names = [...new Set(r.idle.flatMap((i) => i.processes.map((p) => p.name)))];
+    out.push(
+      formatTable(
+        ['profile', 'seconds', ...names, 'total'],
+        r.idle.map((i) => [i.profile, fmt(i.seconds), ...names.map((n) => pct(i.processes.find((p) => p.name === n)?.cores ?? Number.NaN)), pct(idleCores(i))]),
+      ),
+    );
+  }
+
   if (r.ceiling.length > 0) {
     out.push('', 'Ceiling: the broker alone on this machine, messages/s (Kafka perf tools = JVM client; kafkajs = minimal loop)');
     out.push(
@@ -189,6 +202,15 @@ export function formatReport(r: BenchReport): string {
     out.push(formatTable(['function (self time)', 'ms', 'share'], p.topFunctions.map((a) => [a.name, fmt(a.ms), `${fmt(a.share * 100, 1)}%`])));
   }
   return out.join('\n');
+}
+
+const pct = (cores: number) => `${fmt(cores * 100, 1)}%`;
+const idleCores = (i: IdleResult) => i.processes.reduce((a, p) => a + p.cores, 0);
+
+/** One line: the idle pipeline's total and its largest parts. */
+export function idleSummary(i: IdleResult): string {
+  const top = [...i.processes].sort((a, b) => b.cores - a.cores).slice(0, 3).map((p) => `${p.name} ${pct(p.cores)}`);
+  return `whole pipeline ${pct(idleCores(i))} of one core (${top.join(', ')}); load average ${i.machine.loadAverage1mEnd.toFixed(2)}`;
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
