@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DELIVERY_MODES, type DeliveryMode } from '../services/aggregator/config.js';
+import { DELIVERY_MODES, type DeliveryMode } from '../services/core/ensemble-config.js';
 import { ConfigError } from '../services/shared/errors.js';
 import { positiveInt } from '../services/shared/runtime-config.js';
 

@@ -7,7 +7,7 @@ import type { Logger } from '../shared/log.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
 import type { JoinEntry, JoinOutcome } from './join-store.js';
 import type { ClosedRequest } from './model-health.js';
-import type { PredictionIngress } from './prediction-ingress.js';
+import type { PredictionIngress } from '../core/prediction-ingress.js';
 import type { RequestFusion } from './request-fusion.js';
 
 /**

@@ -3,7 +3,7 @@ import {
   type Fuser,
   createFuser,
   stackingInput,
-} from '../aggregator/fusion/index.js';
+} from '../core/fusion/index.js';
 import {
   type ConfusionMatrix,
   type EvaluationMetrics,

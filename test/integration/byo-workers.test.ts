@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Message } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { onnxPathFor } from '../../services/cli/onnx-models.js';
 import { type Manifest, readManifest } from '../../services/cli/training.js';
 import { loadArtifact } from '../../services/ml/artifact.js';

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type JoinEntry, type JoinOutcome, JoinStore, StateLostError } from '../../services/aggregator/join-store.js';
-import { RedisKeys } from '../../services/shared/redis-keys.js';
+import { JOIN_STATE, REQUEST_FIELD, RedisKeys } from '../../services/shared/redis-keys.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
 
@@ -112,7 +112,7 @@ describe('join scripts on real Redis', () => {
     }
     await store.finish(2, ['r1']);
     expect(await redis.exists(keys.requestPredictions(2, 'r1'))).toBe(0);
-    expect(await redis.hget(keys.request(2, 'r1'), 'st')).toBe('done');
+    expect(await redis.hget(keys.request(2, 'r1'), REQUEST_FIELD.state)).toBe(JOIN_STATE.done);
     expect(await redis.pttl(keys.request(2, 'r1'))).toBeGreaterThan(0);
   });
 

@@ -1,7 +1,7 @@
 import { KafkaJSNonRetriableError } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFuser } from '../../services/aggregator/fusion/index.js';
-import type { Fuser } from '../../services/aggregator/fusion/types.js';
+import { createFuser } from '../../services/core/fusion/index.js';
+import type { Fuser } from '../../services/core/fusion/types.js';
 import { codecs } from '../../services/shared/codec.js';
 import { watchConsumer } from '../../services/shared/consumer-crash.js';
 import type { DeadLetter, Prediction } from '../../services/shared/records.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { STRATEGIES, createFuser, isStrategy, isTask } from '../../services/aggregator/fusion/index.js';
-import type { ModelOutput } from '../../services/aggregator/fusion/index.js';
+import { STRATEGIES, createFuser, isStrategy, isTask } from '../../services/core/fusion/index.js';
+import type { ModelOutput } from '../../services/core/fusion/index.js';
 
 const ABC = ['a', 'b', 'c'] as const;
 

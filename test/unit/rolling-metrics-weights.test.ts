@@ -6,7 +6,7 @@ import {
   learnedWeights,
   WEIGHT_LEARNING_DEFAULTS,
   type WeightLearningOptions,
-} from '../../services/evaluator/learned-weights.js';
+} from '../../services/core/learned-weights.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
 const MODELS = ['m1', 'm2', 'm3'];
