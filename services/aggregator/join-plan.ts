@@ -120,7 +120,7 @@ export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fus
 function sameOrDecoded(admitted: Admitted, requestId: string, modelId: string, bytes: Buffer): Prediction {
   const here = admitted.decoded.get(`${requestId}\n${modelId}`);
   // The join keeps a model's first prediction; a differing duplicate in this batch is not it.
-  return here !== undefined && here.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
+  return here?.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
 }
 
 /** The dead-letter records of a batch's rejected messages (each logged). */

@@ -152,7 +152,7 @@ export class Evaluator {
   private async onBatch({ batch }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const now = Date.now();
-    const { topic, partition } = batch;
+    const { topic } = batch;
     const { topics } = this.o;
     const entries: EventEntry[] = [];
     const deadLetters: Message[] = [];

@@ -6,7 +6,7 @@ import { type Admin, type ITopicConfig, Kafka, type ConsumerConfig, type KafkaCo
 import { type AdaptiveFetchSettings, nextFetchWait } from './adaptive-fetch.js';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
-import { FETCH_MAX_BYTES, TOPIC_MAX_MESSAGE_BYTES } from './message-limits.js';
+import { FETCH_MAX_BYTES, } from './message-limits.js';
 import { readiness } from './readiness.js';
 import { FETCH_DEFAULTS, type FetchSettings, type KafkaSecurity, type TlsSettings, type TopicReplication } from './runtime-config.js';
 

@@ -8,7 +8,7 @@ import type { DeadLetter, FeatureEvent, FusedPrediction, Prediction } from '../.
 import { HEADERS } from '../../services/shared/topics.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
 import { untilConsumed } from '../support/consumed.js';
-import { classificationConfig, createTestTopics, eventually, predictionMessage, produce, tail, TestPipeline, testKafka } from '../support/pipeline.js';
+import { classificationConfig, createTestTopics, eventually, produce, tail, TestPipeline, testKafka } from '../support/pipeline.js';
 
 /**
  * A seeded fuzz run on real Kafka and Redis: every kind of bad message of issue 11, mixed with valid

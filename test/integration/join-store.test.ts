@@ -131,14 +131,14 @@ describe('join scripts on real Redis', () => {
       for (let i = 0; i < entries.length; i += 25) batches.push(entries.slice(i, i + 25));
       const results = await Promise.all(batches.map((b, i) => join(stores[i % stores.length] as JoinStore, 3, b, MODELS, Date.now())));
       const fusedPerRequest = new Map<string, number>();
-      results.forEach((outcomes, i) =>
+      results.forEach((outcomes, i) => {
         outcomes.forEach((o, j) => {
           if (o.kind !== 'fuse') return;
           const id = (batches[i] as JoinEntry[])[j]?.requestId as string;
           fusedPerRequest.set(id, (fusedPerRequest.get(id) ?? 0) + 1);
           expect(o.predictions.size).toBe(MODELS.length);
-        }),
-      );
+        });
+      });
       expect(fusedPerRequest.size).toBe(requests);
       expect([...fusedPerRequest.values()].every((n) => n === 1)).toBe(true);
       const kinds = results.flat().map((o) => o.kind);

@@ -50,7 +50,7 @@ describe('the pipeline on real Kafka and Redis', () => {
       expect(value.strategy).toBe('soft-voting');
       expect(value.contributors.map((c) => c.modelId).sort()).toEqual(models);
       expect(value.missing).toEqual([]);
-      value.probabilities?.forEach((p, c) => expect(p).toBeCloseTo(expected[c] as number, 12));
+      value.probabilities?.forEach((p, c) => { expect(p).toBeCloseTo(expected[c] as number, 12); });
       expect(value.label).toBe(['a', 'b', 'c'][expected.indexOf(Math.max(...expected))]);
     }
   });

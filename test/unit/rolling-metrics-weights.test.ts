@@ -50,7 +50,7 @@ describe('learned weights', () => {
     const w = learnedWeights(MODELS, losses, o);
     const raw = [0.2, 0.5, 0.9].map((l) => Math.exp(-o.eta * l));
     const total = raw.reduce((a, b) => a + b, 0);
-    MODELS.forEach((m, i) => expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12));
+    MODELS.forEach((m, i) => { expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12); });
     expectValid(w, o);
   });
 

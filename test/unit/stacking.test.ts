@@ -46,7 +46,7 @@ function softmax(z: readonly number[]): number[] {
 
 function expectClose(actual: readonly number[] | undefined, expected: readonly number[]): void {
   expect(actual).toHaveLength(expected.length);
-  expected.forEach((e, i) => expect(actual?.[i]).toBeCloseTo(e, 12));
+  expected.forEach((e, i) => { expect(actual?.[i]).toBeCloseTo(e, 12); });
 }
 
 describe('stacking input', () => {
