@@ -18,11 +18,11 @@ import { startLoadGenerator } from './load-driver.js';
 import { brokerPid, watchedProcesses } from './local-processes.js';
 import { messageSizes } from './message-sizes.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
-import { type PhaseContext, type PhaseResult, runPhase } from './phase.js';
+import { type IdleResult, measureIdle, type PhaseContext, type PhaseResult, runPhase } from './phase.js';
 import { kafkaRequestsEnv, loadProfile, requestsFile, Pipeline, type Profile } from './pipeline.js';
 import { type ProfileSummary, summariseProfile } from './profile-summary.js';
 import { keysLeft, redisSnapshot } from './redis-stats.js';
-import { type BenchReport, formatReport, kafkajsBound } from './report.js';
+import { type BenchReport, formatReport, idleSummary, kafkajsBound } from './report.js';
 import { latencyPlot } from './svg-plot.js';
 
 /**
@@ -76,20 +76,25 @@ async function main(argv: string[]): Promise<void> {
 
     loadGenerator = await startLoadGenerator(kafkaRequestsEnv(env, requestsFile(workDir, 'load-generator')));
     const phases: PhaseResult[] = [];
+    const idle: IdleResult[] = [];
     const cpuProfiles: ProfileSummary[] = [];
     const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
     if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
-    for (const name of options.profiles) {
+    const runs = options.profiles.flatMap((profile) => options.deliveries.map((delivery) => ({ profile, delivery, label: delivery === 'exactly-once' ? profile : `${profile}-${delivery}` })));
+    for (const { profile: name, delivery, label } of runs) {
       // Each profile has its own topics, Redis keys and aggregator group: nothing left over from
       // one profile (a backlog, a consumer group's position) can reach the next.
-      const topics = withPrefix(`${runId}-${name}-`);
+      const topics = withPrefix(`${runId}-${label}-`);
       await createTopics(kafka, topics, runtime.partitions);
       createdTopics.push(...allTopics(topics));
-      const profileEnv = { ...env, ES_TOPIC_PREFIX: `${runId}-${name}-`, ES_REDIS_NAMESPACE: `${runId}-${name}`, ES_AGGREGATOR_GROUP: `${runId}.aggregator.${name}` };
-      const collector = await FusedCollector.start(kafka, topics.fused, `${runId}.collector.${name}`);
+      const profileEnv = { ...env, ES_TOPIC_PREFIX: `${runId}-${label}-`, ES_REDIS_NAMESPACE: `${runId}-${label}`, ES_AGGREGATOR_GROUP: `${runId}.aggregator.${label}` };
+      const collector = await FusedCollector.start(kafka, topics.fused, `${runId}.collector.${label}`);
       try {
-        const ctx = { kafka, redis, topics, redisNamespace: `${runId}-${name}`, loadGenerator, collector, runId, processes: [] };
-        phases.push(...(await runProfile(await loadProfile(name, options, say), options, ctx, profileEnv, workDir, profileDir)));
+        const ctx = { kafka, redis, topics, redisNamespace: `${runId}-${label}`, loadGenerator, collector, runId, processes: [] };
+        const profile = await loadProfile(name, options, say);
+        const ran = await runProfile({ ...profile, config: { ...profile.config, delivery } }, label, options, ctx, profileEnv, workDir, profileDir);
+        phases.push(...ran.phases);
+        if (ran.idle !== undefined) idle.push(ran.idle);
       } finally {
         await collector.stop();
       }
@@ -101,8 +106,8 @@ async function main(argv: string[]): Promise<void> {
     let left = 0;
     await poll(async () => {
       left = 0;
-      for (const name of options.profiles) {
-        const k = await keysLeft(redis, `${runId}-${name}`);
+      for (const { label } of runs) {
+        const k = await keysLeft(redis, `${runId}-${label}`);
         left += k.states + k.predictionHashes + k.deadlineEntries;
       }
       return left === 0;
@@ -125,6 +130,7 @@ async function main(argv: string[]): Promise<void> {
       ceiling,
       kafkajsBound: kafkajsBound(ceiling, cpus().length),
       phases,
+      idle,
       redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },
       cpuProfiles,
     };
@@ -148,22 +154,22 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** Starts one profile's services, warms them up, runs its phases, stops them. */
-async function runProfile(profile: Profile, options: BenchOptions, ctx: PhaseContext, env: NodeJS.ProcessEnv, workDir: string, profileDir: string | undefined): Promise<PhaseResult[]> {
-  const { name } = profile;
+/** Starts one profile's services, warms them up, runs its phases (named `name`), measures it idle, stops them. */
+async function runProfile(profile: Profile, name: string, options: BenchOptions, ctx: PhaseContext, env: NodeJS.ProcessEnv, workDir: string, profileDir: string | undefined): Promise<{ phases: PhaseResult[]; idle?: IdleResult }> {
   say(`${name}: starting ${profile.models.length} workers and ${options.aggregators} aggregator(s) ...`);
   const pipeline = await Pipeline.start(profile, options.aggregators, env, ctx.kafka, workDir, profileDir);
   running = pipeline;
   const phases: PhaseResult[] = [];
+  let idle: IdleResult | undefined;
   try {
     const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)) };
     if (options.warmup > 0) {
-      const rate = name === 'dead-model' ? options.deadModel.rate : options.rate;
+      const rate = profile.name === 'dead-model' ? options.deadModel.rate : options.rate;
       say(`${name}: warm-up, ${options.warmup} requests at ${rate}/s`);
       await runPhase(measured, name, 'fixed-rate', 0, Math.min(options.warmup, 3 * rate), rate);
     }
     for (let rep = 1; rep <= options.repeat; rep++) {
-      if (name === 'dead-model') {
+      if (profile.name === 'dead-model') {
         // One fixed-rate phase of about 20 s: every request waits for its deadline.
         const { rate, deadlineMs } = options.deadModel;
         const count = Math.min(options.requests, 20 * rate);
@@ -182,11 +188,16 @@ async function runProfile(profile: Profile, options: BenchOptions, ctx: PhaseCon
         phases.push(result);
       }
     }
+    if (options.idleSeconds > 0) {
+      say(`${name}: idle, ${options.idleSeconds} s with no traffic ...`);
+      idle = await measureIdle(measured, name, options.idleSeconds);
+      say(`  ${idleSummary(idle)}`);
+    }
   } finally {
     running = undefined;
     await pipeline.stop();
   }
-  return phases;
+  return idle === undefined ? { phases } : { phases, idle };
 }
 
 /** Summaries of the CPU profiles the services of one profile wrote when they stopped. */

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { DELIVERY_MODES, type DeliveryMode } from '../services/core/ensemble-config.js';
 import { ConfigError } from '../services/shared/errors.js';
 import { positiveInt } from '../services/shared/runtime-config.js';
 
@@ -31,6 +32,10 @@ export interface BenchOptions {
   aggregators: number;
   /** The dead-model profile: offered rate and join deadline (every request waits for it). */
   deadModel: { rate: number; deadlineMs: number };
+  /** Each profile runs once per delivery mode listed. */
+  deliveries: DeliveryMode[];
+  /** After a profile's phases, the pipeline's CPU is measured this long with no traffic; 0: not. */
+  idleSeconds: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -49,6 +54,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --aggregators N      aggregator instances sharing the partitions (1)
   --dead-model-rate N  offered rate of the dead-model profile, req/s (300)
   --dead-model-deadline-ms N  its deadline, which every request waits for (1000)
+  --delivery LIST      exactly-once,at-least-once: run each profile in each mode (exactly-once)
+  --idle-seconds N     CPU of the whole pipeline with no traffic, after each profile (30; 0: skip)
 
 Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers;
 set KAFKA_PORT/KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
@@ -71,6 +78,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       aggregators: { type: 'string' },
       'dead-model-rate': { type: 'string' },
       'dead-model-deadline-ms': { type: 'string' },
+      delivery: { type: 'string' },
+      'idle-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -92,7 +101,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     cpuProfile: values['cpu-profile'] === true,
     aggregators: int(values.aggregators, 1, '--aggregators'),
     deadModel: { rate: int(values['dead-model-rate'], 300, '--dead-model-rate'), deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms') },
+    deliveries: (values.delivery ?? 'exactly-once').split(',').map((d) => d.trim()) as DeliveryMode[],
+    idleSeconds: values['idle-seconds'] === '0' ? 0 : int(values['idle-seconds'], 30, '--idle-seconds'),
   };
+  for (const d of options.deliveries) if (!DELIVERY_MODES.includes(d)) throw new ConfigError(`--delivery: "${d}" is not one of ${DELIVERY_MODES.join(', ')}`);
   if (options.classes < 2) throw new ConfigError('--classes: at least 2');
   if (options.stateTtlMs <= options.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --deadline-ms');
   if (options.stateTtlMs <= options.deadModel.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --dead-model-deadline-ms');

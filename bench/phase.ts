@@ -142,6 +142,27 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
   };
 }
 
+/** The pipeline with no traffic: CPU of every process over a quiet spell. */
+export interface IdleResult {
+  profile: string;
+  seconds: number;
+  processes: ProcessUsage[];
+  machine: MachineUsage;
+}
+
+/**
+ * Measures the processes' CPU while nothing is sent, once the consumers have seen their first
+ * empty fetches (a quiet second first), so the figure is what an idle deployment costs.
+ */
+export async function measureIdle(ctx: PhaseContext, profile: string, seconds: number): Promise<IdleResult> {
+  await new Promise((r) => setTimeout(r, 2000));
+  const sampler = new ProcessSampler(ctx.processes, 1000);
+  sampler.start();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const usage = sampler.stop();
+  return { profile, seconds: usage.machine.wallSeconds, processes: usage.processes, machine: usage.machine };
+}
+
 /** What kafka-requests.ts writes: requests sent and their summed waits, by API, since start. */
 interface RequestCounts {
   counts: Record<string, number>;

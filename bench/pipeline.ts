@@ -75,6 +75,7 @@ function fusionConfig(classes: string[], modelIds: string[], o: BenchOptions): A
     fusedMemoryMs: CONFIG_DEFAULTS.fusedMemoryMs,
     restoreHorizonMs: CONFIG_DEFAULTS.restoreHorizonMs,
     breaker: BREAKER_DEFAULTS,
+    delivery: 'exactly-once',
   };
 }
 

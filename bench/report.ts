@@ -1,7 +1,8 @@
 import { formatTable } from '../services/core/table.js';
 import type { CeilingResult } from './ceiling.js';
 import type { MessageBytes } from './message-sizes.js';
-import type { PhaseResult } from './phase.js';
+import type { IdleResult, PhaseResult } from './phase.js';
+import type { ProcessUsage } from './process-stats.js';
 import type { ProfileSummary } from './profile-summary.js';
 
 /** Everything one bench run measured; written as JSON, and the source of the printed tables. */
@@ -18,6 +19,8 @@ export interface BenchReport {
    */
   kafkajsBound: number | null;
   phases: PhaseResult[];
+  /** Each profile's pipeline with no traffic. */
+  idle: IdleResult[];
   redisMemory: { baselineBytes: number; afterPhasesBytes: number; afterTtlBytes: number; keysLeftAfterTtl: number };
   cpuProfiles: ProfileSummary[];
 }
@@ -42,6 +45,11 @@ function median(values: number[]): number {
   if (s.length === 0) return Number.NaN;
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** CPU microseconds a process spent per fused result of its phase. */
+export function cpuUsPerFused(cpuSeconds: number, fused: number): number {
+  return fused > 0 ? (cpuSeconds * 1e6) / fused : Number.NaN;
 }
 
 const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
@@ -142,17 +150,31 @@ export function formatReport(r: BenchReport): string {
   }
   out.push(formatTable(['profile', 'load', 'process', 'requests', 'top APIs'], requestRows));
 
-  out.push('', 'CPU seconds, cores used (CPU s per wall s) and peak RSS per process; the machine: cores busy (all processes), of which busy with work not under test');
+  out.push('', 'CPU seconds, CPU microseconds per fused result, cores used (CPU s per wall s) and peak RSS per process; the machine: cores busy (all processes), of which busy with work not under test');
   const rows: string[][] = [];
   for (const g of groups(r.phases)) {
     const first = g[0] as PhaseResult;
     for (const { name } of first.processes) {
-      const q = g.map((p) => p.processes.find((x) => x.name === name)).filter((x) => x !== undefined);
-      rows.push([first.profile, first.load, name, fmt(median(q.map((x) => x.cpuSeconds)), 1), fmt(median(q.map((x) => x.cores)), 2), fmt(median(q.map((x) => x.peakRssMb)))]);
+      const q = g.map((p) => ({ fused: p.fused, x: p.processes.find((x) => x.name === name) })).filter((e) => e.x !== undefined);
+      const x = (f: (u: ProcessUsage) => number) => q.map((e) => f(e.x as ProcessUsage));
+      rows.push([first.profile, first.load, name, fmt(median(x((u) => u.cpuSeconds)), 1), fmt(median(q.map((e) => cpuUsPerFused((e.x as ProcessUsage).cpuSeconds, e.fused)))), fmt(median(x((u) => u.cores)), 2), fmt(median(x((u) => u.peakRssMb)))]);
     }
-    rows.push([first.profile, first.load, 'machine: busy / others', '', fmt(median(g.map((p) => p.machine.busyCores)), 2), `others ${fmt(median(g.map((p) => p.machine.otherCores)), 2)}`]);
+    const total = (p: PhaseResult) => p.processes.reduce((a, u) => a + u.cpuSeconds, 0);
+    rows.push([first.profile, first.load, 'total', fmt(median(g.map(total)), 1), fmt(median(g.map((p) => cpuUsPerFused(total(p), p.fused)))), fmt(median(g.map((p) => p.processes.reduce((a, u) => a + u.cores, 0))), 2), '']);
+    rows.push([first.profile, first.load, 'machine: busy / others', '', '', fmt(median(g.map((p) => p.machine.busyCores)), 2), `others ${fmt(median(g.map((p) => p.machine.otherCores)), 2)}`]);
   }
-  out.push(formatTable(['profile', 'load', 'process', 'CPU s', 'cores', 'peak RSS MB'], rows));
+  out.push(formatTable(['profile', 'load', 'process', 'CPU s', 'us/fused', 'cores', 'peak RSS MB'], rows));
+
+  if (r.idle.length > 0) {
+    out.push('', 'Idle: CPU of each process with no traffic, as a share of one core (target: the whole pipeline under 5 %)');
+    const names = [...new Set(r.idle.flatMap((i) => i.processes.map((p) => p.name)))];
+    out.push(
+      formatTable(
+        ['profile', 'seconds', ...names, 'total'],
+        r.idle.map((i) => [i.profile, fmt(i.seconds), ...names.map((n) => pct(i.processes.find((p) => p.name === n)?.cores ?? Number.NaN)), pct(idleCores(i))]),
+      ),
+    );
+  }
 
   if (r.ceiling.length > 0) {
     out.push('', 'Ceiling: the broker alone on this machine, messages/s (Kafka perf tools = JVM client; kafkajs = minimal loop)');
@@ -180,6 +202,15 @@ export function formatReport(r: BenchReport): string {
     out.push(formatTable(['function (self time)', 'ms', 'share'], p.topFunctions.map((a) => [a.name, fmt(a.ms), `${fmt(a.share * 100, 1)}%`])));
   }
   return out.join('\n');
+}
+
+const pct = (cores: number) => `${fmt(cores * 100, 1)}%`;
+const idleCores = (i: IdleResult) => i.processes.reduce((a, p) => a + p.cores, 0);
+
+/** One line: the idle pipeline's total and its largest parts. */
+export function idleSummary(i: IdleResult): string {
+  const top = [...i.processes].sort((a, b) => b.cores - a.cores).slice(0, 3).map((p) => `${p.name} ${pct(p.cores)}`);
+  return `whole pipeline ${pct(idleCores(i))} of one core (${top.join(', ')}); load average ${i.machine.loadAverage1mEnd.toFixed(2)}`;
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;

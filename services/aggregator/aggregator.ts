@@ -1,4 +1,4 @@
-import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicOffsets } from 'kafkajs';
 import type { RedisClient as Redis } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
@@ -176,7 +176,7 @@ export class Aggregator {
     const joined = await this.join(batch, admitted, plan, now, heartbeat);
     this.health.probesStarted(plan.probe, joined.probesOpened);
     this.wakeAtDeadlines(admitted, joined);
-    const settled = settle(admitted, joined.outcomes, this.fusion, Date.now());
+    const settled = settle(admitted, joined.outcomes, this.fusion);
     const letters = deadLetters(batch, [...admitted.rejected, ...settled.rejected], this.service, now, this.o.logger);
     const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
     await this.commit(batch, fused, letters);
@@ -213,23 +213,37 @@ export class Aggregator {
     if (earliest < Infinity) this.sweeper.wake(earliest);
   }
 
+  /** Writes a batch's results and commits its offsets, in one transaction unless delivery is at-least-once. */
   private async commit(batch: Batch, fused: Message[], letters: Message[]): Promise<void> {
     const { topic, partition } = batch;
     const last = batch.messages[batch.messages.length - 1];
+    const offsets = [{ topic, partitions: [{ partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }] }];
     const producer = await this.producerFor(topic, partition);
+    if (this.o.config.delivery === 'at-least-once') return this.commitAcknowledged(producer, offsets, fused, letters);
     const transaction = await producer.transaction();
     try {
       if (fused.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: fused });
       if (letters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: letters });
-      await transaction.sendOffsets({
-        consumerGroupId: this.groupId,
-        topics: [{ topic, partitions: [{ partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }] }],
-      });
+      await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsets });
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * At least once: one produce request for the results and dead letters, acknowledged by every
+   * in-sync replica, then the offsets. A crash between the two reads the batch again, and the join's
+   * offset rule fuses its requests again with their first close time: the same bytes a second time.
+   */
+  private async commitAcknowledged(producer: Producer, offsets: TopicOffsets[], fused: Message[], letters: Message[]): Promise<void> {
+    const topicMessages = [
+      ...(fused.length > 0 ? [{ topic: this.o.topics.fused, messages: fused }] : []),
+      ...(letters.length > 0 ? [{ topic: this.o.topics.deadLetters, messages: letters }] : []),
+    ];
+    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+    await this.consumer.commitOffsets(offsets.flatMap(({ topic, partitions }) => partitions.map((p) => ({ topic, ...p }))));
   }
 
   /**
@@ -292,13 +306,14 @@ export class Aggregator {
    * The transactional id is the input partition's, not the instance's (as before KIP-447): whoever
    * takes a partition over, after a rebalance or a crash, fences the previous owner's producer and
    * aborts its open transaction at once, so a zombie can never commit and readers are not held back.
+   * At least once, the producer is idempotent only: retries never write a result twice, a crash may.
    */
   private producerFor(topic: string, partition: number): Promise<Producer> {
     let producer = this.producers.get(partition);
     if (producer === undefined) {
+      const transactional = this.o.config.delivery === 'exactly-once' ? { transactionalId: `${this.groupId}.${topic}.${partition}`, transactionTimeout: 10_000 } : {};
       const created = this.o.kafka.producer({
-        transactionalId: `${this.groupId}.${topic}.${partition}`,
-        transactionTimeout: 10_000,
+        ...transactional,
         idempotent: true,
         maxInFlightRequests: 1,
         // Right after a commit the broker answers CONCURRENT_TRANSACTIONS until the commit markers are

@@ -88,13 +88,14 @@ export class ExpiredPredictionError extends InvalidMessageError {
   }
 }
 
-export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fusion: RequestFusion, nowMs: number): Settled {
+/** Fused results carry the time their join closed, so a request fused again after a failed batch is fused to the same bytes. */
+export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fusion: RequestFusion): Settled {
   const out: Settled = { fused: [], closed: [], late: [], duplicates: 0, rejected: [] };
   outcomes.forEach((outcome, i) => {
     const entry = admitted.entries[i] as JoinEntry;
     if (outcome.kind === 'fuse') {
       const predictions = [...outcome.predictions].map(([modelId, bytes]) => sameOrDecoded(admitted, entry.requestId, modelId, bytes));
-      const result = fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, awaited: outcome.awaited, nowMs });
+      const result = fusion.fuse({ requestId: entry.requestId, predictions, why: outcome.why, awaited: outcome.awaited, nowMs: outcome.fusedAtMs });
       out.fused.push(result);
       out.closed.push({
         requestCreatedAtMs: result.requestCreatedAtMs,

@@ -31,6 +31,8 @@ export type JoinOutcome =
       /** Half-open models it was a probe for. */
       probes: Set<string>;
       predictions: Map<string, Buffer>;
+      /** When the join closed the request (the same when it is fused again after a failed batch). */
+      fusedAtMs: number;
     }
   | { kind: 'duplicate' }
   | { kind: 'late' }
@@ -171,8 +173,8 @@ function decodeOutcome(raw: RawOutcome): JoinOutcome {
       return { kind: 'pending' };
     case 1: {
       const predictions = new Map<string, Buffer>();
-      for (let i = 4; i + 1 < raw.length; i += 2) predictions.set(String(raw[i]), raw[i + 1] as Buffer);
-      return { kind: 'fuse', why: String(raw[1]) === 'deadline' ? 'deadline' : 'all', awaited: csvSet(raw[2]), probes: csvSet(raw[3]), predictions };
+      for (let i = 5; i + 1 < raw.length; i += 2) predictions.set(String(raw[i]), raw[i + 1] as Buffer);
+      return { kind: 'fuse', why: String(raw[1]) === 'deadline' ? 'deadline' : 'all', awaited: csvSet(raw[2]), probes: csvSet(raw[3]), fusedAtMs: Number(String(raw[4])), predictions };
     }
     case 2:
       return { kind: 'duplicate' };

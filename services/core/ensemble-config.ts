@@ -16,6 +16,15 @@ export interface ModelSpec {
   weight: number;
 }
 
+/**
+ * How fused results reach Kafka. `exactly-once`: each batch's results and consumed offsets in one
+ * transaction, so a reader (read_committed) sees every result once. `at-least-once`: an idempotent
+ * producer without transactions, offsets committed once the results are acknowledged; after a crash
+ * a result may be written a second time, with the same bytes as the first.
+ */
+export type DeliveryMode = 'exactly-once' | 'at-least-once';
+export const DELIVERY_MODES: readonly DeliveryMode[] = ['exactly-once', 'at-least-once'];
+
 /** The task and the strategy a config names: each task has its own strategies. */
 export type TaskStrategy =
   | { task: 'classification'; strategy: ConfiguredStrategy<'classification'> }
@@ -44,6 +53,8 @@ export interface EnsembleSettings {
   restoreHorizonMs: number;
   /** The per-model circuit breakers that take unhealthy models out of the join. */
   breaker: BreakerOptions;
+  /** @defaultValue 'exactly-once' */
+  delivery: DeliveryMode;
   /** Required when `strategy` is stacking, and only then; model weights do not apply to stacking. */
   stacking?: StackingConfig;
 }
@@ -124,8 +135,9 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
   if (numbers.restoreHorizonMs <= numbers.deadlineMs) problems.push('restoreHorizonMs: must be longer than deadlineMs');
   const breaker = readBreaker(obj.breaker, problems);
   const stacking = readStacking(obj, problems);
+  const delivery = readDelivery(obj.delivery, problems);
 
-  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
+  const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'delivery', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
   for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
 
   if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
@@ -135,6 +147,7 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     models,
     ...numbers,
     breaker,
+    delivery,
     ...(stacking === undefined ? {} : { stacking }),
   };
 }
@@ -254,4 +267,12 @@ export async function loadStackingMeta(config: AggregatorConfig, configPath: str
   const inputProblem = mismatch(artifact.featureNames, expected);
   if (inputProblem !== undefined) throw new ConfigError(`stacking.metaArtifact ${path}: its input list ${inputProblem}`);
   return model;
+}
+
+/** `delivery`, defaulting to exactly-once. */
+function readDelivery(raw: unknown, problems: string[]): DeliveryMode {
+  if (raw === undefined) return 'exactly-once';
+  if ((DELIVERY_MODES as readonly unknown[]).includes(raw)) return raw as DeliveryMode;
+  problems.push(`delivery: must be one of ${DELIVERY_MODES.join(', ')}`);
+  return 'exactly-once';
 }

@@ -29,6 +29,8 @@ export const REQUEST_FIELD = Object.freeze({
   awaited: 'a',
   /** models joined, comma separated */
   contributors: 'c',
+  /** when the join closed it, ms (a replay fuses it with the same time, so to the same bytes) */
+  fusedAt: 'ft',
 });
 
 /** Values of REQUEST_FIELD.state. */

@@ -62,11 +62,14 @@ describe('join scripts on real Redis', () => {
   it('fuses again only when the message that fused is delivered again before its results were committed', async () => {
     await fresh();
     await join(store, 0, [prediction('r1', 'm1', 10)], ['m1', 'm2'], Date.now());
-    const fused = await join(store, 0, [prediction('r1', 'm2', 11)], ['m1', 'm2'], Date.now());
-    expect(fused[0]?.kind).toBe('fuse');
+    const closedAt = Date.now() - 5000;
+    const fused = await join(store, 0, [prediction('r1', 'm2', 11)], ['m1', 'm2'], closedAt);
+    expect(fused[0]).toMatchObject({ kind: 'fuse', fusedAtMs: closedAt });
     // The transaction aborted: Kafka delivers offsets 10 and 11 again.
     const replay = await join(store, 0, [prediction('r1', 'm1', 10), prediction('r1', 'm2', 11)], ['m1', 'm2'], Date.now());
     expect(replay.map((o) => o.kind)).toEqual(['duplicate', 'fuse']);
+    // Fused again as it was the first time: the same close time, so the same result bytes.
+    expect(replay[1]).toMatchObject({ kind: 'fuse', fusedAtMs: closedAt });
     expect([...(replay[1] as Extract<JoinOutcome, { kind: 'fuse' }>).predictions.keys()].sort()).toEqual(['m1', 'm2']);
     // Once committed and finished, the same delivery changes nothing.
     await store.finish(0, ['r1']);

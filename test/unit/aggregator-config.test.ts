@@ -15,7 +15,12 @@ describe('aggregator config', () => {
     expect(config.models).toEqual([{ id: 'm1', weight: 2 }, { id: 'm2', weight: 1 }]);
     expect(config).toMatchObject({ deadlineMs: 2000, quorum: 1, stateTtlMs: 600_000, maxMessageBytes: 65_536 });
     expect(config.breaker).toMatchObject({ errorThresholdPercentage: 50, volumeThreshold: 10, rollingCountTimeout: 3000, probeRequests: 3, warmupMs: 10_000 });
-    expect(config).toMatchObject({ fusedMemoryMs: 3_600_000, restoreHorizonMs: 120_000 });
+    expect(config).toMatchObject({ fusedMemoryMs: 3_600_000, restoreHorizonMs: 120_000, delivery: 'exactly-once' });
+  });
+
+  it('takes at-least-once delivery and refuses an unknown mode', () => {
+    expect(validateAggregatorConfig({ ...valid, delivery: 'at-least-once' }).delivery).toBe('at-least-once');
+    expect(() => validateAggregatorConfig({ ...valid, delivery: 'at-most-once' })).toThrow(/delivery: must be one of exactly-once, at-least-once/);
   });
 
   it('accepts the adaptive strategies, which take their weights from the evaluator', () => {

@@ -48,8 +48,8 @@ function deadline(requestId: string, offset: number, secret = SECRET): KafkaMess
   return { key: Buffer.from(requestId), value: null, headers, offset: String(offset), timestamp: '0', attributes: 0 } as KafkaMessage;
 }
 
-function fuse(why: 'all' | 'deadline', awaited: string[], stored: KafkaMessage[]): JoinOutcome {
-  return { kind: 'fuse', why, awaited: new Set(awaited), probes: new Set(), predictions: new Map(stored.map((m) => [codecs.prediction.decode(m.value).modelId, m.value as Buffer])) };
+function fuse(why: 'all' | 'deadline', awaited: string[], stored: KafkaMessage[], fusedAtMs = 7000): JoinOutcome {
+  return { kind: 'fuse', why, awaited: new Set(awaited), probes: new Set(), fusedAtMs, predictions: new Map(stored.map((m) => [codecs.prediction.decode(m.value).modelId, m.value as Buffer])) };
 }
 
 describe('join planner', () => {
@@ -70,13 +70,13 @@ describe('join planner', () => {
     const a = prediction('r1', 'a', 1);
     const b = prediction('r1', 'b', 2);
     const admitted = admit({ topic: 'p', partition: 0, messages: [a, b, deadline('r1', 3)] }, ingress, config.deadlineMs, SECRET);
-    const settled = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'c'], [a, b])], fusion, 7000);
+    const settled = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'c'], [a, b])], fusion);
     expect(settled.fused).toHaveLength(1);
     const [result] = settled.fused;
     expect(result?.status).toBe('PARTIAL');
     expect(result?.contributors.map((c) => c.modelId)).toEqual(['a', 'b']);
     expect(result?.missing).toEqual([{ modelId: 'c', reason: 'DEADLINE', detail: null }]);
-    const open = settle(admitted, [{ kind: 'pending' }, fuse('all', ['a', 'b'], [a, b]), { kind: 'ignored' }], fusion, 6500);
+    const open = settle(admitted, [{ kind: 'pending' }, fuse('all', ['a', 'b'], [a, b], 6500), { kind: 'ignored' }], fusion);
     expect(open.fused[0]?.missing).toEqual([{ modelId: 'c', reason: 'CIRCUIT_OPEN', detail: null }]);
     // What the breakers learn: who answered, who was awaited.
     expect(settled.closed[0]).toMatchObject({ requestCreatedAtMs: 5000, awaited: new Set(['a', 'c']), answered: new Map([['a', 'OK'], ['b', 'OK']]) });
@@ -86,7 +86,7 @@ describe('join planner', () => {
     const a = prediction('r1', 'a', 1);
     const b = prediction('r1', 'b', 2, { status: 'ERROR', probabilities: null, error: 'model crashed' });
     const admitted = admit({ topic: 'p', partition: 0, messages: [a, b, deadline('r1', 3)] }, ingress, config.deadlineMs, SECRET);
-    const [result] = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'b', 'c'], [a, b])], fusion, 7000).fused;
+    const [result] = settle(admitted, [{ kind: 'pending' }, { kind: 'pending' }, fuse('deadline', ['a', 'b', 'c'], [a, b])], fusion).fused;
     expect(result?.status).toBe('INSUFFICIENT');
     expect(result?.label).toBeNull();
     expect(result?.contributors).toEqual([{ modelId: 'a', modelVersion: 'v1', weight: 0 }]);
@@ -98,7 +98,7 @@ describe('join planner', () => {
 
   it('counts late and duplicate answers, and dead-letters answers older than the fused memory', () => {
     const admitted = admit({ topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1), prediction('r1', 'b', 2), prediction('old', 'a', 3, { requestCreatedAtMs: 1 })] }, ingress, config.deadlineMs, SECRET);
-    const settled = settle(admitted, [{ kind: 'late' }, { kind: 'duplicate' }, { kind: 'expired' }], fusion, 7000);
+    const settled = settle(admitted, [{ kind: 'late' }, { kind: 'duplicate' }, { kind: 'expired' }], fusion);
     expect(settled).toMatchObject({ fused: [], late: ['a'], duplicates: 1 });
     expect(settled.rejected.map((r) => [r.message.offset, r.error.code])).toEqual([['3', 'EXPIRED']]);
   });

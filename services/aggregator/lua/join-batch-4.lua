@@ -42,9 +42,12 @@
   Output: {-1} if the epoch is missing (nothing was changed), else one array per message, in order,
   then the number of probe requests opened:
     {0}                                               pending: still waiting for models
-    {1, why, awaited, probes, model1, bytes1, ...}    fuse now; why = "all" or "deadline"; awaited
-                                                      and probes comma separated; then every
-                                                      stored prediction
+    {1, why, awaited, probes, fusedAt, model1, bytes1, ...}
+                                                      fuse now; why = "all" or "deadline"; awaited
+                                                      and probes comma separated; fusedAt the ARGV[1]
+                                                      of the call that closed it (the same again on
+                                                      a replay, so a result fused twice is the same
+                                                      bytes); then every stored prediction
     {2}                                               duplicate: this model's answer was already joined
     {3}                                               late: the request was already fused without it
     {4}                                               deadline record for a request no longer open
@@ -88,9 +91,9 @@ local function awaitedOf(stateKey)
   return ARGV[3]
 end
 
--- {1, why, awaited, probes, model1, bytes1, ...} from one HGETALL reply.
-local function fuseOutcome(why, awaited, probes, all)
-  local out = {1, why, awaited, probes}
+-- {1, why, awaited, probes, fusedAt, model1, bytes1, ...} from one HGETALL reply.
+local function fuseOutcome(why, awaited, probes, fusedAt, all)
+  local out = {1, why, awaited, probes, fusedAt}
   for i = 1, #all do out[#out + 1] = all[i] end
   return out
 end
@@ -98,7 +101,7 @@ end
 local function markFusing(stateKey, requestId, offset, awaited, all)
   local models = {}
   for i = 1, #all, 2 do models[#models + 1] = all[i] end
-  redis.call('HSET', stateKey, FIELD.state, STATE.fusing, FIELD.fusedBy, offset, FIELD.contributors, table.concat(models, ','), FIELD.awaited, awaited)
+  redis.call('HSET', stateKey, FIELD.state, STATE.fusing, FIELD.fusedBy, offset, FIELD.contributors, table.concat(models, ','), FIELD.awaited, awaited, FIELD.fusedAt, ARGV[1])
   redis.call('ZREM', deadlines, requestId)
   local minute = minuteOf(tonumber(redis.call('HGET', stateKey, FIELD.createdAt) or '0'))
   redis.call('HSET', fusedBucketKey(prefix, minute), requestId, '1')
@@ -185,7 +188,7 @@ for i = 0, n - 1 do
       local awaited = awaitedOf(stateKey)
       local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
       markFusing(stateKey, requestId, offset, awaited, all)
-      results[#results + 1] = fuseOutcome('deadline', awaited, probes, all)
+      results[#results + 1] = fuseOutcome('deadline', awaited, probes, ARGV[1], all)
     elseif stored == 0 then
       results[#results + 1] = {2}
     else
@@ -194,7 +197,7 @@ for i = 0, n - 1 do
         local awaited = awaitedOf(stateKey)
         local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
         markFusing(stateKey, requestId, offset, awaited, all)
-        results[#results + 1] = fuseOutcome('all', awaited, probes, all)
+        results[#results + 1] = fuseOutcome('all', awaited, probes, ARGV[1], all)
       else
         results[#results + 1] = {0}
       end
@@ -204,7 +207,8 @@ for i = 0, n - 1 do
     local why = 'all'
     if kind == 'd' then why = 'deadline' end
     local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
-    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, FIELD.awaited) or '', probes, redis.call('HGETALL', predKey))
+    local fusedAt = redis.call('HGET', stateKey, FIELD.fusedAt) or ARGV[1]
+    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, FIELD.awaited) or '', probes, fusedAt, redis.call('HGETALL', predKey))
   elseif kind == 'd' then
     results[#results + 1] = {4}
   elseif state and contributed(stateKey, model) then
