@@ -1,7 +1,7 @@
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
-import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import { readRequestLimits } from './config.js';
 import type { ModelRunner } from './model-runner.js';
@@ -58,7 +58,7 @@ async function runWorker(runner: ModelRunner | readonly ModelRunner[], env: Node
     logger,
     fetch: runtime.fetch,
     limits,
-    sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
+    sessionTimeoutMs: runtime.groups.sessionTimeoutMs,
     onFatal: exitProcess(`worker ${name}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });
