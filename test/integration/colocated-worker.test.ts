@@ -56,7 +56,9 @@ describe('a co-located worker (several models, one consumer) on real Kafka and R
       const expected = [0, 1, 2].map((c) => probs.reduce((s, p) => s + p[c]!, 0) / 3);
       expect(value.status).toBe('COMPLETE');
       expect(value.contributors.map((c) => c.modelId).sort()).toEqual(models);
-      value.probabilities?.forEach((p, c) => expect(p).toBeCloseTo(expected[c]!, 12));
+      value.probabilities?.forEach((p, c) => {
+        expect(p).toBeCloseTo(expected[c]!, 12);
+      });
     }
     expect(worker.lanes.map((l) => [l.modelId, l.stats.predictions])).toEqual(models.map((id) => [id, requests]));
     expect(worker.stats.predictions).toBe(3 * requests);

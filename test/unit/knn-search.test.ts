@@ -45,7 +45,9 @@ function treeNearest(tree: KdTree, query: ArrayLike<number>, k: number): { rows:
 
 function standardised(X: readonly ArrayLike<number>[], standardiser: Standardiser, nFeatures: number): Float64Array {
   const data = new Float64Array(X.length * nFeatures);
-  X.forEach((row, i) => standardiser.transform(row, data.subarray(i * nFeatures, (i + 1) * nFeatures)));
+  X.forEach((row, i) => {
+    standardiser.transform(row, data.subarray(i * nFeatures, (i + 1) * nFeatures));
+  });
   return data;
 }
 

@@ -135,11 +135,12 @@ export class KdTree {
     const far = goLeft ? this.right[node]! : left;
     const gap = goLeft ? toRight : toLeft;
     this.visit(near, bound);
+    // The far side lies at least `gap` away along the axis, and at least as far as its parent did.
     const offset = this.offsets[axis]!;
-    const gapShare = gap > 0 ? gap * gap : 0;
-    const farBound = bound - offset * offset + Math.max(gapShare, offset * offset);
+    const along = Math.max(gap, offset);
+    const farBound = bound - offset * offset + along * along;
     if (farBound > this.reach()) return;
-    this.offsets[axis] = Math.max(gap > 0 ? gap : 0, offset);
+    this.offsets[axis] = along;
     this.visit(far, farBound);
     this.offsets[axis] = offset;
   }
