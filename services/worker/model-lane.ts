@@ -47,7 +47,7 @@ export class ModelLane {
   readonly stats: WorkerStats = emptyStats();
   /** The name its dead letters carry, as a worker of this model alone would write it. */
   readonly service: string;
-  readonly breaker: CircuitBreaker<[readonly number[]], ModelAnswer>;
+  readonly breaker: CircuitBreaker<[readonly number[], string], ModelAnswer>;
   /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
   private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
 
@@ -69,7 +69,7 @@ export class ModelLane {
       // Per-call latency lists cost memory on every call, and opossum sorts them all on every failure.
       rollingPercentilesEnabled: false,
     };
-    this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), breakerOptions);
+    this.breaker = new CircuitBreaker((features: readonly number[], requestId: string) => runner.predict(features, requestId), breakerOptions);
     const batch = runner.predictBatch?.bind(runner);
     this.batchBreaker = batch === undefined ? undefined : new CircuitBreaker(batch, breakerOptions);
     const transition = (state: string) => () => logger.warn(`model breaker ${state}`, { model: runner.modelId });
@@ -113,7 +113,7 @@ export class ModelLane {
   private async predict(event: FeatureEvent, receivedAtMs: number): Promise<Prediction> {
     const started = performance.now();
     try {
-      const answer = await this.breaker.fire(event.features);
+      const answer = await this.breaker.fire(event.features, event.requestId);
       return this.answered(event, receivedAtMs, answer, started);
     } catch (error) {
       return this.failed(event, receivedAtMs, error, started);
