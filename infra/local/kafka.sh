@@ -136,7 +136,7 @@ const user = process.env.KAFKA_SCRAM_USER;
 const sasl = user ? { mechanism: "scram-sha-256", username: user, password: process.env.KAFKA_SCRAM_PASSWORD } : undefined;
 const admin = new Kafka({
   clientId: "kafka-sh-probe", brokers: [process.argv[1]], logLevel: logLevel.NOTHING,
-  connectionTimeout: 1000, requestTimeout: 3000, retry: { retries: 0 }, sasl,
+  connectionTimeout: 5000, requestTimeout: 10000, retry: { retries: 0 }, sasl,
 }).admin();
 admin.connect().then(() => admin.describeCluster()).then(
   (cluster) => process.exit(cluster.brokers.length > 0 ? 0 : 1),
@@ -150,7 +150,7 @@ need_probe() {
 
 answers() {
   port_open "$KAFKA_PORT" || return 1
-  (cd "$ROOT" && timeout 15 node -e "$PROBE_JS" "$BOOTSTRAP") >/dev/null 2>&1
+  (cd "$ROOT" && timeout 30 node -e "$PROBE_JS" "$BOOTSTRAP") >/dev/null 2>&1
 }
 
 # Prints the pid of the broker this script started for $ES_LOCAL_DIR, if it is still running (the
@@ -160,7 +160,7 @@ our_pid() {
   local pid
   pid=$(<"$PID_FILE")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS " || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $PROPS " || return 1
   echo "$pid"
 }
 

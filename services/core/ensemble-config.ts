@@ -220,11 +220,12 @@ function readStacking(obj: Record<string, unknown>, problems: string[]): Stackin
   }
   if (obj.stacking === undefined) return undefined;
   const s = asObject(obj.stacking);
-  for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
+  let stacking: StackingConfig | undefined;
   if (obj.strategy !== 'stacking') problems.push('stacking: applies only to the stacking strategy');
   else if (typeof s.metaArtifact !== 'string' || s.metaArtifact === '') problems.push('stacking.metaArtifact: must be a non-empty path');
-  else return { metaArtifact: s.metaArtifact };
-  return undefined;
+  else stacking = { metaArtifact: s.metaArtifact };
+  for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
+  return stacking;
 }
 
 /**

@@ -68,8 +68,9 @@ type Flat = (string | number)[];
 
 interface EvaluatorCommands {
   recordEventsBuffer(prefix: string, totals: string, ...args: (string | number | Buffer)[]): Promise<Nested>;
-  scoreSamples(prefix: string, totals: string, learning: string, ...args: (string | number)[]): Promise<number>;
-  readState(prefix: string, totals: string, learning: string, ...args: (string | number)[]): Promise<(Flat | (string | Flat)[])[]>;
+  scoreSamples(prefix: string, state: string, ...args: (string | number)[]): Promise<number>;
+  readShard(prefix: string, totals: string, ...args: (string | number)[]): Promise<[Flat, Flat]>;
+  readSubject(prefix: string, state: string): Promise<(Flat | string)[]>;
 }
 
 /** Registers the evaluator scripts on a connection (see shared/redis-scripts.ts). */
@@ -79,7 +80,8 @@ export function defineEvaluatorScripts(redis: RedisClient): void {
 
 /**
  * The evaluator's state in Redis: typed wrappers around its Lua scripts, one script per atomic
- * operation. A batch costs one call, plus one more when labels met answers.
+ * operation. A batch costs one call per request shard it touches, plus one per subject scored when
+ * labels met answers; the calls of a step go out side by side (on a Redis Cluster, to their nodes).
  */
 export class EvaluatorStore {
   private readonly commands: EvaluatorCommands;
@@ -93,23 +95,19 @@ export class EvaluatorStore {
     this.commands = redis as unknown as EvaluatorCommands;
   }
 
-  /** Records a batch (see record-events-2.lua); returns the labelled requests with answers to score. */
+  /**
+   * Records a batch (see record-events-2.lua), one script call per request shard it touches, side by
+   * side; returns the labelled requests with answers to score, in the batch's order.
+   */
   async record(entries: readonly EventEntry[]): Promise<Unscored[]> {
     if (entries.length === 0) return [];
-    const args: (string | number | Buffer)[] = [this.options.requestTtlMs, this.options.eventWindow.retentionMs(), ENSEMBLE, entries.length];
-    for (const e of entries) {
-      if (e.kind === 'prediction') args.push('p', e.requestId, e.modelId, e.answer, e.bucket ?? '', e.sketchField, '', '');
-      else if (e.kind === 'fused') {
-        args.push('f', e.requestId, e.status, e.answer, e.bucket ?? '', e.sketchField, e.missing.join(','), e.lateEligible.join(','));
-      } else args.push('l', e.requestId, '', e.label, '', '', '', '');
-    }
-    let raw: Nested;
-    try {
-      raw = await this.commands.recordEventsBuffer(this.keys.evaluatorPrefix(), this.keys.evaluatorTotals(), ...args);
-    } catch (cause) {
-      throw new InfrastructureError('evaluator record script failed', cause);
-    }
-    return raw.map((row) => {
+    const byShard = groupBy(entries, (e) => this.keys.evaluatorShard(e.requestId));
+    const rows = await Promise.all([...byShard].map(([shard, group]) => this.recordShard(shard, group)));
+    // In the batch's order of first appearance, across shards: a count window numbers samples in it.
+    const first = new Map<string, number>();
+    for (const [i, e] of entries.entries()) if (!first.has(e.requestId)) first.set(e.requestId, i);
+    const position = (row: Nested) => first.get(String(row[0])) ?? 0;
+    return rows.flat().sort((a, b) => position(a as Nested) - position(b as Nested)).map((row) => {
       const items = row as Buffer[];
       const answers = new Map<string, Buffer>();
       for (let i = 2; i + 1 < items.length; i += 2) answers.set(String(items[i]), items[i + 1] as Buffer);
@@ -117,63 +115,105 @@ export class EvaluatorStore {
     });
   }
 
-  /** Adds samples to the windows, totals and learned losses (see score-samples-3.lua); returns how many were new. */
+  private async recordShard(shard: number, entries: readonly EventEntry[]): Promise<Nested> {
+    const args: (string | number | Buffer)[] = [this.options.requestTtlMs, this.options.eventWindow.retentionMs(), ENSEMBLE, entries.length];
+    for (const e of entries) {
+      if (e.kind === 'prediction') args.push('p', e.requestId, e.modelId, e.answer, e.bucket ?? '', e.sketchField, '', '');
+      else if (e.kind === 'fused') {
+        args.push('f', e.requestId, e.status, e.answer, e.bucket ?? '', e.sketchField, e.missing.join(','), e.lateEligible.join(','));
+      } else args.push('l', e.requestId, '', e.label, '', '', '', '');
+    }
+    try {
+      return await this.commands.recordEventsBuffer(this.keys.evaluatorShardPrefix(shard), this.keys.evaluatorTotals(shard), ...args);
+    } catch (cause) {
+      throw new InfrastructureError('evaluator record script failed', cause);
+    }
+  }
+
+  /** Adds samples to the windows, counts and learned losses (see score-samples-2.lua), one call per subject; returns how many were new. */
   async score(samples: readonly ScoredSample[]): Promise<number> {
     if (samples.length === 0) return 0;
-    const { window } = this.options;
-    const args: (string | number)[] = [window.kind, window.bucketSize, window.buckets, window.retentionMs(), this.options.decay, samples.length];
+    const bySubject = groupBy(samples, (s) => s.subject);
+    const added = await Promise.all([...bySubject].map(([subject, group]) => this.scoreSubject(subject, group)));
+    return added.reduce((a, b) => a + b, 0);
+  }
+
+  private async scoreSubject(subject: string, samples: readonly ScoredSample[]): Promise<number> {
+    const { window, requestTtlMs, decay } = this.options;
+    const args: (string | number)[] = [window.kind, window.bucketSize, window.buckets, window.retentionMs(), decay, requestTtlMs, samples.length];
     for (const s of samples) {
       const x = s.sample;
       const bucket = s.bucket === null ? '' : s.bucket;
       const loss = s.loss === null ? '' : String(s.loss);
       if (x.task === 'classification') {
-        args.push(s.requestId, s.subject, bucket, `${x.trueClass}:${x.predictedClass}`, num(x.logLoss), num(x.brier), '', '', loss);
+        args.push(s.requestId, bucket, `${x.trueClass}:${x.predictedClass}`, num(x.logLoss), num(x.brier), '', '', loss);
       } else {
-        args.push(s.requestId, s.subject, bucket, '', '', '', String(x.absError), String(x.squaredError), loss);
+        args.push(s.requestId, bucket, '', '', '', String(x.absError), String(x.squaredError), loss);
       }
     }
     try {
-      return await this.commands.scoreSamples(this.keys.evaluatorPrefix(), this.keys.evaluatorTotals(), this.keys.evaluatorLearning(), ...args);
+      return await this.commands.scoreSamples(this.keys.evaluatorSubjectPrefix(subject), this.keys.evaluatorSubjectState(subject), ...args);
     } catch (cause) {
       throw new InfrastructureError('evaluator score script failed', cause);
     }
   }
 
-  /** Reads the state of `subjects` and the given event buckets (see read-state-3.lua). */
+  /**
+   * Reads the state of `subjects` and the given event buckets: every request shard (read-shard-2.lua)
+   * and every subject (read-subject-2.lua), side by side, each consistent in itself, merged here.
+   */
   async read(subjects: readonly string[], eventBuckets: readonly number[]): Promise<StoredState> {
-    let raw: (Flat | (string | Flat)[])[];
+    const keys = this.keys;
+    let shards: [Flat, Flat][];
+    let held: (Flat | string)[][];
     try {
-      raw = await this.commands.readState(
-        this.keys.evaluatorPrefix(),
-        this.keys.evaluatorTotals(),
-        this.keys.evaluatorLearning(),
-        subjects.length,
-        ...subjects,
-        eventBuckets.length,
-        ...eventBuckets,
-      );
+      [shards, held] = await Promise.all([
+        Promise.all(keys.evaluatorShards().map((n) => this.commands.readShard(keys.evaluatorShardPrefix(n), keys.evaluatorTotals(n), eventBuckets.length, ...eventBuckets))),
+        Promise.all(subjects.map((s) => this.commands.readSubject(keys.evaluatorSubjectPrefix(s), keys.evaluatorSubjectState(s)))),
+      ]);
     } catch (cause) {
       throw new InfrastructureError('evaluator read script failed', cause);
     }
-    const [totals, learning, events, ...held] = raw;
-    const windows = new Map<string, Map<number, Map<string, string>>>();
-    for (const row of held) {
-      const buckets = new Map<number, Map<string, string>>();
-      for (let i = 1; i + 1 < row.length; i += 2) buckets.set(Number(row[i]), pairs(row[i + 1] as Flat, String));
-      windows.set(String(row[0]), buckets);
+    const totals = new Map<string, number>();
+    const events = new Map<string, number>();
+    for (const [shardTotals, shardEvents] of shards) {
+      addInto(totals, pairs(shardTotals, Number));
+      addInto(events, pairs(shardEvents, Number));
     }
-    return {
-      totals: pairs((totals ?? []) as Flat, Number),
-      learning: pairs((learning ?? []) as Flat, Number),
-      events: pairs((events ?? []) as Flat, Number),
-      windows,
-    };
+    const learning = new Map<string, number>();
+    const windows = new Map<string, Map<number, Map<string, string>>>();
+    subjects.forEach((subject, i) => {
+      const [state, ...rows] = held[i] ?? [];
+      const fields = pairs((state ?? []) as Flat, Number);
+      if (fields.has('lab')) totals.set(`lab:${subject}`, fields.get('lab') as number);
+      if (fields.has('s')) learning.set(`s:${subject}`, fields.get('s') as number);
+      if (fields.has('w')) learning.set(`w:${subject}`, fields.get('w') as number);
+      const buckets = new Map<number, Map<string, string>>();
+      for (let j = 0; j + 1 < rows.length; j += 2) buckets.set(Number(rows[j]), pairs(rows[j + 1] as Flat, String));
+      windows.set(subject, buckets);
+    });
+    return { totals, learning, events, windows };
   }
 
   /** Keeps the latest snapshot (Avro) for the readers in learned-weights.ts. */
   async saveSnapshot(bytes: Buffer): Promise<void> {
     await this.redis.set(this.keys.evaluatorSnapshot(), bytes);
   }
+}
+
+function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [item]);
+    else group.push(item);
+  }
+  return groups;
+}
+
+function addInto(sums: Map<string, number>, values: Map<string, number>): void {
+  for (const [field, value] of values) sums.set(field, (sums.get(field) ?? 0) + value);
 }
 
 function num(value: number | null): string {

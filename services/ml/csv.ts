@@ -17,69 +17,82 @@ export interface CsvRow {
 
 /** `parseCsv` with the starting line of every row. */
 export function parseCsvRows(text: string): CsvRow[] {
-  const rows: CsvRow[] = [];
-  let row: string[] = [];
-  let rowLine = 1;
-  let field = '';
-  let inQuotes = false;
-  let fieldStarted = false;
-  let line = 1;
+  const parser = new CsvParser(text);
+  for (let i = 0; i < text.length; i++) i = parser.inQuotes ? parser.quoted(i) : parser.unquoted(i);
+  if (parser.inQuotes) throw new DatasetError(`CSV line ${parser.line}: unterminated quoted field`);
+  parser.endRow();
+  return parser.rows;
+}
 
-  const endRow = (): void => {
-    if (fieldStarted || row.length > 0) {
-      row.push(field);
-      rows.push({ fields: row, line: rowLine });
-    }
-    row = [];
-    field = '';
-    fieldStarted = false;
-  };
+/** The state of one parse; each step reads the character at `i` and returns the index it read up to. */
+class CsvParser {
+  readonly rows: CsvRow[] = [];
+  inQuotes = false;
+  line = 1;
+  private row: string[] = [];
+  private rowLine = 1;
+  private field = '';
+  private fieldStarted = false;
 
-  for (let i = 0; i < text.length; i++) {
+  constructor(private readonly text: string) {}
+
+  /** A character inside a quoted field. */
+  quoted(i: number): number {
+    const { text } = this;
     const ch = text[i];
-    if (inQuotes) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else {
-          inQuotes = false;
-          const next = text[i + 1];
-          if (next !== undefined && next !== ',' && next !== '\n' && next !== '\r') {
-            throw new DatasetError(`CSV line ${line}: unexpected character after closing quote`);
-          }
-        }
-      } else {
-        if (ch === '\n') line++;
-        field += ch;
+    if (ch === '"') {
+      if (text[i + 1] === '"') {
+        this.field += '"';
+        return i + 1;
       }
-      continue;
+      this.inQuotes = false;
+      const next = text[i + 1];
+      if (next !== undefined && next !== ',' && next !== '\n' && next !== '\r') {
+        throw new DatasetError(`CSV line ${this.line}: unexpected character after closing quote`);
+      }
+    } else {
+      if (ch === '\n') this.line++;
+      this.field += ch;
     }
+    return i;
+  }
+
+  /** A character outside quotes. */
+  unquoted(i: number): number {
+    const ch = this.text[i];
     switch (ch) {
       case '"':
-        if (field.length > 0) throw new DatasetError(`CSV line ${line}: quote inside an unquoted field`);
-        inQuotes = true;
-        fieldStarted = true;
+        if (this.field.length > 0) throw new DatasetError(`CSV line ${this.line}: quote inside an unquoted field`);
+        this.inQuotes = true;
+        this.fieldStarted = true;
         break;
       case ',':
-        row.push(field);
-        field = '';
-        fieldStarted = true;
+        this.row.push(this.field);
+        this.field = '';
+        this.fieldStarted = true;
         break;
       case '\r':
-        if (text[i + 1] !== '\n') field += ch;
+        if (this.text[i + 1] !== '\n') this.field += ch;
         break;
       case '\n':
-        endRow();
-        line++;
-        rowLine = line;
+        this.endRow();
+        this.line++;
+        this.rowLine = this.line;
         break;
       default:
-        field += ch;
-        fieldStarted = true;
+        this.field += ch;
+        this.fieldStarted = true;
     }
+    return i;
   }
-  if (inQuotes) throw new DatasetError(`CSV line ${line}: unterminated quoted field`);
-  endRow();
-  return rows;
+
+  endRow(): void {
+    if (this.fieldStarted || this.row.length > 0) {
+      this.row.push(this.field);
+      this.rows.push({ fields: this.row, line: this.rowLine });
+    }
+    this.row = [];
+    this.field = '';
+    this.fieldStarted = false;
+  }
 }

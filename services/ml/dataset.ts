@@ -117,6 +117,8 @@ export async function loadCsvDataset(path: string, options: CsvDatasetOptions): 
 
 const MAX_LISTED = 10;
 
+type Fail = (message: string) => never;
+
 export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name: string }): Dataset {
   const name = options.name;
   const fail = (message: string): never => {
@@ -125,7 +127,45 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
   // A byte-order mark would otherwise become part of the first column name.
   const [headerRow, ...parsed] = parseCsvRows(text.startsWith('\uFEFF') ? text.slice(1) : text);
   if (headerRow === undefined || parsed.length === 0) fail('has no rows');
-  const header = headerRow!.fields.map((h) => h.trim());
+  const layout = columnLayout(headerRow!.fields.map((h) => h.trim()), options, fail);
+  const { header, targetColumn, idColumn, featureColumns } = layout;
+  const rows = usableRows(parsed, layout, options, fail);
+
+  const columns: FeatureColumn[] = [];
+  const X = rows.map(() => new Float64Array(featureColumns.length));
+  featureColumns.forEach((column, j) => {
+    const columnName = `"${header[column]}" (column ${column + 1})`;
+    const set = (i: number, value: number): void => {
+      X[i]![j] = value;
+    };
+    columns.push(readFeatureColumn({ rows, column, name: columnName, options, fail, set }));
+  });
+
+  const labels = rows.map((row) => row.fields[targetColumn]!);
+  const classes = [...new Set(labels)].sort(byString);
+  if (classes.length < 2) fail(`the target "${options.target}" has ${classes.length} class; classification needs at least 2`);
+  const index = new Map(classes.map((c, i) => [c, i]));
+  const y = Int32Array.from(labels, (label) => index.get(label)!);
+  return {
+    name,
+    featureNames: featureColumns.map((i) => header[i]!),
+    columns,
+    classes,
+    X,
+    y,
+    ...(idColumn < 0 ? {} : { ids: rows.map((row) => row.fields[idColumn]!.trim()) }),
+  };
+}
+
+/** Which header column is the target, the id (-1 for none), and the features. */
+interface ColumnLayout {
+  header: string[];
+  targetColumn: number;
+  idColumn: number;
+  featureColumns: number[];
+}
+
+function columnLayout(header: string[], options: CsvDatasetOptions, fail: Fail): ColumnLayout {
   const columnOf = (column: string, flag: string): number => {
     const i = header.indexOf(column);
     if (i < 0) fail(`has no ${flag} column "${column}" (columns: ${header.join(', ')})`);
@@ -139,7 +179,12 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
   if (dropped.has(targetColumn)) fail(`the target "${options.target}" cannot be dropped`);
   const featureColumns = header.map((_, i) => i).filter((i) => i !== targetColumn && i !== idColumn && !dropped.has(i));
   if (featureColumns.length === 0) fail('has no feature columns');
+  return { header, targetColumn, idColumn, featureColumns };
+}
 
+/** The rows with every field and a target value, ids present and unique. */
+function usableRows(parsed: readonly CsvRow[], layout: ColumnLayout, options: CsvDatasetOptions, fail: Fail): CsvRow[] {
+  const { header, targetColumn, idColumn } = layout;
   // Bad rows are all reported at once, so a file is fixed in one go.
   const problems: string[] = [];
   const rows: CsvRow[] = [];
@@ -163,69 +208,73 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
     }
   }
   if (problems.length > 0) fail(`${count(problems.length, 'bad row')}: ${listed(problems)}`);
+  return rows;
+}
 
-  const columns: FeatureColumn[] = [];
-  const X = rows.map(() => new Float64Array(featureColumns.length));
-  featureColumns.forEach((column, j) => {
-    const columnName = `"${header[column]}" (column ${column + 1})`;
-    const numbers: number[] = [];
-    const textLines: string[] = [];
-    const missingLines: number[] = [];
-    for (const row of rows) {
-      const raw = row.fields[column]!.trim();
-      if (isMissing(raw)) {
-        numbers.push(Number.NaN);
-        missingLines.push(row.line);
-        continue;
-      }
-      const value = Number(raw);
-      numbers.push(value);
-      if (!Number.isFinite(value)) textLines.push(`line ${row.line} "${raw}"`);
+/** One feature column to read; `set` receives each row's value. */
+interface ColumnReading {
+  rows: readonly CsvRow[];
+  column: number;
+  /** Names the column in messages. */
+  name: string;
+  options: CsvDatasetOptions;
+  fail: Fail;
+  set: (row: number, value: number) => void;
+}
+
+/** Reads one feature column as numbers or, when it holds text, as category codes. */
+function readFeatureColumn(reading: ColumnReading): FeatureColumn {
+  const { rows, column, name: columnName, options, fail, set } = reading;
+  const numbers: number[] = [];
+  const textLines: string[] = [];
+  const missingLines: number[] = [];
+  for (const row of rows) {
+    const raw = row.fields[column]!.trim();
+    if (isMissing(raw)) {
+      numbers.push(Number.NaN);
+      missingLines.push(row.line);
+      continue;
     }
-    if (missingLines.length > 0 && options.missing === 'refuse') {
-      fail(`column ${columnName} has ${count(missingLines.length, 'missing value')}: ${listed(missingLines.map((l) => `line ${l}`))}`);
-    }
-    const present = rows.length - missingLines.length;
-    if (textLines.length === 0) {
-      rows.forEach((_, i) => { X[i]![j] = numbers[i]!; });
-      columns.push({ kind: 'numeric', missing: missingLines.length });
-      return;
-    }
-    // Mostly numbers with a few words is a typo or a missing-value code, not a category.
-    if (textLines.length * 2 < present) {
-      fail(`column ${columnName} is numeric but ${count(textLines.length, 'value')} ${textLines.length === 1 ? 'is not a number' : 'are not numbers'}: ${listed(textLines)}`);
-    }
-    if (options.categorical === 'refuse') {
-      fail(`column ${columnName} is not numeric (${listed(textLines)}); --drop it or encode it as numbers`);
-    }
-    const values = rows.map((row) => row.fields[column]!.trim());
-    const categories = [...new Set(values.filter((v) => !isMissing(v)))].sort(byString);
-    const maxCategories = options.maxCategories ?? DEFAULT_MAX_CATEGORIES;
-    if (categories.length > maxCategories) {
-      fail(
-        `column ${columnName} has ${categories.length} distinct text values (${listed(textLines, 3)}), more than ${maxCategories} ` +
-          `to one-hot encode; --drop it, or --id it if it names the row`,
-      );
-    }
-    const code = new Map(categories.map((c, k) => [c, k]));
-    values.forEach((v, i) => { X[i]![j] = isMissing(v) ? Number.NaN : code.get(v)!; });
-    columns.push({ kind: 'categorical', categories, missing: missingLines.length });
+    const value = Number(raw);
+    numbers.push(value);
+    if (!Number.isFinite(value)) textLines.push(`line ${row.line} "${raw}"`);
+  }
+  if (missingLines.length > 0 && options.missing === 'refuse') {
+    fail(`column ${columnName} has ${count(missingLines.length, 'missing value')}: ${listed(missingLines.map((l) => `line ${l}`))}`);
+  }
+  const present = rows.length - missingLines.length;
+  if (textLines.length === 0) {
+    rows.forEach((_, i) => {
+      set(i, numbers[i]!);
+    });
+    return { kind: 'numeric', missing: missingLines.length };
+  }
+  // Mostly numbers with a few words is a typo or a missing-value code, not a category.
+  if (textLines.length * 2 < present) {
+    fail(`column ${columnName} is numeric but ${count(textLines.length, 'value')} ${textLines.length === 1 ? 'is not a number' : 'are not numbers'}: ${listed(textLines)}`);
+  }
+  if (options.categorical === 'refuse') {
+    fail(`column ${columnName} is not numeric (${listed(textLines)}); --drop it or encode it as numbers`);
+  }
+  return readCategories(reading, textLines, missingLines.length);
+}
+
+function readCategories(reading: ColumnReading, textLines: readonly string[], missing: number): FeatureColumn {
+  const { rows, column, name: columnName, options, fail, set } = reading;
+  const values = rows.map((row) => row.fields[column]!.trim());
+  const categories = [...new Set(values.filter((v) => !isMissing(v)))].sort(byString);
+  const maxCategories = options.maxCategories ?? DEFAULT_MAX_CATEGORIES;
+  if (categories.length > maxCategories) {
+    fail(
+      `column ${columnName} has ${categories.length} distinct text values (${listed(textLines, 3)}), more than ${maxCategories} ` +
+        `to one-hot encode; --drop it, or --id it if it names the row`,
+    );
+  }
+  const code = new Map(categories.map((c, k) => [c, k]));
+  values.forEach((v, i) => {
+    set(i, isMissing(v) ? Number.NaN : code.get(v)!);
   });
-
-  const labels = rows.map((row) => row.fields[targetColumn]!);
-  const classes = [...new Set(labels)].sort(byString);
-  if (classes.length < 2) fail(`the target "${options.target}" has ${classes.length} class; classification needs at least 2`);
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const y = Int32Array.from(labels, (label) => index.get(label)!);
-  return {
-    name,
-    featureNames: featureColumns.map((i) => header[i]!),
-    columns,
-    classes,
-    X,
-    y,
-    ...(idColumn < 0 ? {} : { ids: rows.map((row) => row.fields[idColumn]!.trim()) }),
-  };
+  return { kind: 'categorical', categories, missing };
 }
 
 function count(n: number, noun: string): string {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, artifactVersion, saveArtifact } from './artifact.js';
-import { type DatasetSource, resolveDataset } from './dataset.js';
+import { type Dataset, type DatasetSource, resolveDataset } from './dataset.js';
 import { MlArgumentError } from './errors.js';
 import { type EvaluationMetrics, evaluateProbabilities } from './metrics.js';
 import { type Classifier, MODEL_FAMILIES, type ModelFamily, fitModel, isModelFamily } from './models/index.js';
@@ -62,9 +62,7 @@ export async function trainModels(options: TrainOptions): Promise<TrainSummary> 
   const started = performance.now();
   const seed = options.seed ?? 42;
   const families = options.families ?? MODEL_FAMILIES;
-  const unknown = families.filter((f) => !isModelFamily(f));
-  if (unknown.length > 0) throw new MlArgumentError(`unknown model families: ${unknown.join(', ')}`);
-  if (new Set(families).size !== families.length) throw new MlArgumentError('families must not repeat');
+  checkFamilies(families);
   const fractions = options.fractions ?? DEFAULT_SPLIT_FRACTIONS;
 
   const data = await resolveDataset(options.dataset);
@@ -80,52 +78,16 @@ export async function trainModels(options: TrainOptions): Promise<TrainSummary> 
     ...(preprocessing === undefined ? {} : { preprocessing }),
   });
   const encoded = preprocessing === undefined ? data.X : data.X.map((x) => encodeRow(preprocessing, x));
-  const train = rowsOf(encoded, data.y, split.train);
-  const validation = rowsOf(encoded, data.y, split.validation);
-  const test = rowsOf(encoded, data.y, split.test);
+  const parts: SplitRows = {
+    train: rowsOf(encoded, data.y, split.train),
+    validation: rowsOf(encoded, data.y, split.validation),
+    test: rowsOf(encoded, data.y, split.test),
+  };
 
   const models: TrainedModel[] = [];
   for (const family of families) {
     options.onProgress?.({ type: 'model-started', family });
-    const fitStarted = performance.now();
-    const fitted = fitModel(family, train.X, train.y, data.classes.length, createRng(deriveSeed(seed, `model:${family}`)));
-    const fitMs = performance.now() - fitStarted;
-
-    const validationMetrics = evaluateProbabilities(validation.y, predictAll(fitted, validation.X));
-    const predictStarted = performance.now();
-    const testProbabilities = predictAll(fitted, test.X);
-    const predictMicros = ((performance.now() - predictStarted) * 1000) / test.X.length;
-    const testMetrics = evaluateProbabilities(test.y, testProbabilities);
-
-    const params = fitted.toJSON();
-    const artifact: ModelArtifact = {
-      schemaVersion: ARTIFACT_SCHEMA_VERSION,
-      modelId: modelIdFor(data.name, family),
-      version: artifactVersion(params, preprocessing),
-      family,
-      dataset: data.name,
-      classes: data.classes,
-      featureNames: data.featureNames,
-      ...(preprocessing === undefined ? {} : { preprocessing }),
-      seed,
-      split: {
-        fractions: { ...fractions },
-        sizes: { train: split.train.length, validation: split.validation.length, test: split.test.length },
-      },
-      trainedAt: new Date().toISOString(),
-      metrics: { validation: validationMetrics, test: testMetrics },
-      params,
-    };
-    const artifactPath = await saveArtifact(options.outDir, artifact);
-    const trained: TrainedModel = {
-      family,
-      modelId: artifact.modelId,
-      version: artifact.version,
-      artifactPath,
-      fitMs,
-      predictMicros,
-      metrics: artifact.metrics,
-    };
+    const trained = await trainFamily({ family, data, split, fractions, preprocessing, parts, seed, outDir: options.outDir });
     models.push(trained);
     options.onProgress?.({ type: 'model-finished', model: trained });
   }
@@ -141,7 +103,85 @@ export async function trainModels(options: TrainOptions): Promise<TrainSummary> 
   };
 }
 
-function rowsOf(X: readonly Float64Array[], y: Int32Array, indices: readonly number[]): { X: Float64Array[]; y: Int32Array } {
+function checkFamilies(families: readonly ModelFamily[]): void {
+  const unknown = families.filter((f) => !isModelFamily(f));
+  if (unknown.length > 0) throw new MlArgumentError(`unknown model families: ${unknown.join(', ')}`);
+  if (new Set(families).size !== families.length) throw new MlArgumentError('families must not repeat');
+}
+
+interface Rows {
+  X: Float64Array[];
+  y: Int32Array;
+}
+
+/** The (encoded) rows of each part of the split. */
+interface SplitRows {
+  train: Rows;
+  validation: Rows;
+  test: Rows;
+}
+
+interface FamilyTraining {
+  family: ModelFamily;
+  data: Dataset;
+  split: Split;
+  fractions: SplitFractions;
+  preprocessing: Preprocessing | undefined;
+  parts: SplitRows;
+  seed: number;
+  outDir: string;
+}
+
+/** Fits one family on the training rows, scores it on validation and test, and saves its artifact. */
+async function trainFamily(t: FamilyTraining): Promise<TrainedModel> {
+  const { family, data, parts, seed } = t;
+  const fitStarted = performance.now();
+  const fitted = fitModel(family, parts.train.X, parts.train.y, data.classes.length, createRng(deriveSeed(seed, `model:${family}`)));
+  const fitMs = performance.now() - fitStarted;
+
+  const validationMetrics = evaluateProbabilities(parts.validation.y, predictAll(fitted, parts.validation.X));
+  const predictStarted = performance.now();
+  const testProbabilities = predictAll(fitted, parts.test.X);
+  const predictMicros = ((performance.now() - predictStarted) * 1000) / parts.test.X.length;
+  const testMetrics = evaluateProbabilities(parts.test.y, testProbabilities);
+
+  const artifact = artifactOf(t, fitted, { validation: validationMetrics, test: testMetrics });
+  const artifactPath = await saveArtifact(t.outDir, artifact);
+  return {
+    family,
+    modelId: artifact.modelId,
+    version: artifact.version,
+    artifactPath,
+    fitMs,
+    predictMicros,
+    metrics: artifact.metrics,
+  };
+}
+
+function artifactOf(t: FamilyTraining, fitted: Classifier, metrics: TrainedModel['metrics']): ModelArtifact {
+  const { data, split, preprocessing } = t;
+  const params = fitted.toJSON();
+  return {
+    schemaVersion: ARTIFACT_SCHEMA_VERSION,
+    modelId: modelIdFor(data.name, t.family),
+    version: artifactVersion(params, preprocessing),
+    family: t.family,
+    dataset: data.name,
+    classes: data.classes,
+    featureNames: data.featureNames,
+    ...(preprocessing === undefined ? {} : { preprocessing }),
+    seed: t.seed,
+    split: {
+      fractions: { ...t.fractions },
+      sizes: { train: split.train.length, validation: split.validation.length, test: split.test.length },
+    },
+    trainedAt: new Date().toISOString(),
+    metrics,
+    params,
+  };
+}
+
+function rowsOf(X: readonly Float64Array[], y: Int32Array, indices: readonly number[]): Rows {
   return { X: indices.map((i) => X[i]!), y: Int32Array.from(indices, (i) => y[i]!) };
 }
 

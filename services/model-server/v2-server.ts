@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EnsembleError, describeError } from '../shared/errors.js';
@@ -71,27 +71,108 @@ const NUMERIC_DATATYPES = new Set(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64'
  * in and one output tensor `[rows, outputs]` out. It lets a built-in model run as a remote service.
  */
 export async function startV2Server(options: V2ServerOptions): Promise<V2Server> {
-  const { models } = options;
-  const maxRequestBytes = options.maxRequestBytes ?? 1_048_576;
   const stats: V2ServerStats = { inferRequests: 0, connections: 0 };
   const closing = new AbortController();
-  let faults: V2Faults = { ...options.faults };
-  let failuresLeft = faults.failFirst;
+  const faults = new FaultState(options.faults);
+  const router = new V2Router(options.models, options.maxRequestBytes ?? 1_048_576, stats, faults, closing.signal);
 
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const server = createServer((req, res) => {
+    router.route(req, res).catch((error: unknown) => {
+      if (closing.signal.aborted) return;
+      if (error instanceof HttpError) {
+        for (const [header, value] of Object.entries(error.headers)) res.setHeader(header, value);
+        send(res, error.status, { error: error.message });
+      } else {
+        send(res, 500, { error: describeError(error) });
+      }
+    });
+  });
+  server.on('connection', () => stats.connections++);
+  await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closed: Promise<void> | undefined;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    stats,
+    setFaults(next) {
+      faults.set(next);
+    },
+    close() {
+      closed ??= new Promise<void>((resolve, reject) => {
+        closing.abort();
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** The faults in force, and how many of the `failFirst` failures are left. */
+class FaultState {
+  current: V2Faults = {};
+  private failuresLeft: number | undefined;
+
+  constructor(faults: V2Faults | undefined) {
+    this.set(faults ?? {});
+  }
+
+  set(faults: V2Faults): void {
+    this.current = { ...faults };
+    this.failuresLeft = this.current.failFirst;
+  }
+
+  /** Whether this inference request fails (counting it against `failFirst`). */
+  injectFailure(): boolean {
+    if (this.failuresLeft !== undefined) {
+      if (this.failuresLeft <= 0) return false;
+      this.failuresLeft--;
+      return true;
+    }
+    return this.current.failWith !== undefined;
+  }
+}
+
+/** Answers one request, or throws the HttpError to answer with. */
+class V2Router {
+  constructor(
+    private readonly models: ReadonlyMap<string, ServedModel>,
+    private readonly maxRequestBytes: number,
+    private readonly stats: V2ServerStats,
+    private readonly faults: FaultState,
+    private readonly closing: AbortSignal,
+  ) {}
+
+  async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const parts = path.split('/').filter((p) => p !== '').map(decodePart);
     if (parts[0] !== 'v2') throw new HttpError(404, `no endpoint ${path}`);
     if (parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready')) {
       expectMethod(req, 'GET');
       if (parts[2] === 'live') return send(res, 200, { live: true });
-      return send(res, faults.notReady ? 400 : 200, { ready: !faults.notReady });
+      const { notReady } = this.faults.current;
+      return send(res, notReady ? 400 : 200, { ready: !notReady });
     }
     if (parts[1] !== 'models' || parts[2] === undefined) throw new HttpError(404, `no endpoint ${path}`);
-    const name = parts[2];
-    const model = models.get(name);
+    return this.routeModel(req, res, path, parts[2], parts.slice(3));
+  }
+
+  /** `/v2/models/<name>[/versions/<version>]/...`; `rest` is what follows the name. */
+  private async routeModel(req: IncomingMessage, res: ServerResponse, path: string, name: string, rest: string[]): Promise<void> {
+    const model = this.models.get(name);
     if (model === undefined) throw new HttpError(404, `no model "${name}"`);
-    let rest = parts.slice(3);
     if (rest[0] === 'versions') {
       const version = rest[1];
       if (version !== model.version) throw new HttpError(404, `model "${name}" has no version "${version ?? ''}"`);
@@ -103,69 +184,24 @@ export async function startV2Server(options: V2ServerOptions): Promise<V2Server>
     }
     if (rest.length === 1 && rest[0] === 'ready') {
       expectMethod(req, 'GET');
-      return send(res, faults.notReady ? 400 : 200, { name, ready: !faults.notReady });
+      const { notReady } = this.faults.current;
+      return send(res, notReady ? 400 : 200, { name, ready: !notReady });
     }
-    if (rest.length === 1 && rest[0] === 'infer') {
-      expectMethod(req, 'POST');
-      stats.inferRequests++;
-      const body = await readJson(req, maxRequestBytes);
-      if (faults.hang) return; // the response stays open until the client gives up or close()
-      if (faults.delayMs !== undefined && faults.delayMs > 0) await sleep(faults.delayMs, undefined, { signal: closing.signal });
-      if (faults.notReady) throw new HttpError(503, `model "${name}" is not ready`);
-      if (injectFailure()) throw new HttpError(faults.failWith ?? 500, 'injected failure');
-      return send(res, 200, infer(name, model, body));
-    }
+    if (rest.length === 1 && rest[0] === 'infer') return this.infer(req, res, name, model);
     throw new HttpError(404, `no endpoint ${path}`);
-  };
+  }
 
-  const injectFailure = (): boolean => {
-    if (failuresLeft !== undefined) {
-      if (failuresLeft <= 0) return false;
-      failuresLeft--;
-      return true;
-    }
-    return faults.failWith !== undefined;
-  };
-
-  const server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      if (closing.signal.aborted) return;
-      if (error instanceof HttpError) {
-        for (const [header, value] of Object.entries(error.headers)) res.setHeader(header, value);
-        send(res, error.status, { error: error.message });
-      } else {
-        send(res, 500, { error: describeError(error) });
-      }
-    });
-  });
-  server.on('connection', () => stats.connections++);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  let closed: Promise<void> | undefined;
-
-  return {
-    url: `http://${host}:${address.port}`,
-    stats,
-    setFaults(next) {
-      faults = { ...next };
-      failuresLeft = faults.failFirst;
-    },
-    close() {
-      closed ??= new Promise<void>((resolve, reject) => {
-        closing.abort();
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      });
-      return closed;
-    },
-  };
+  private async infer(req: IncomingMessage, res: ServerResponse, name: string, model: ServedModel): Promise<void> {
+    expectMethod(req, 'POST');
+    this.stats.inferRequests++;
+    const body = await readJson(req, this.maxRequestBytes);
+    const { hang, delayMs } = this.faults.current;
+    if (hang) return; // the response stays open until the client gives up or close()
+    if (delayMs !== undefined && delayMs > 0) await sleep(delayMs, undefined, { signal: this.closing });
+    if (this.faults.current.notReady) throw new HttpError(503, `model "${name}" is not ready`);
+    if (this.faults.injectFailure()) throw new HttpError(this.faults.current.failWith ?? 500, 'injected failure');
+    return send(res, 200, infer(name, model, body));
+  }
 }
 
 function metadata(name: string, model: ServedModel) {

@@ -157,33 +157,10 @@ function checked(file: PredictionFile, problems: string[]): PredictionFile {
 export function basePredictionsFromFiles(files: readonly PredictionFile[], options: { name: string; seed: number }): BasePredictions {
   if (files.length === 0) throw new DatasetError('no predictions files');
   const first = files[0]!;
-  const ids = new Set<string>();
-  for (const f of files) {
-    if (ids.has(f.modelId)) throw new DatasetError(`two predictions files are named "${f.modelId}"; name them: --predictions ID=PATH`);
-    ids.add(f.modelId);
-    if (f.classes.join('\u0000') !== first.classes.join('\u0000')) {
-      throw new DatasetError(`predictions ${f.path} name the classes ${f.classes.join(', ')}; ${first.path} names ${first.classes.join(', ')}`);
-    }
-  }
+  checkNamesAndClasses(files);
   const classes = first.classes;
   const byModel = files.map((f) => new Map(f.rows.map((r) => [r.requestId, r])));
-  for (const [m, f] of files.entries()) {
-    const missing = first.rows.filter((r) => !byModel[m]!.has(r.requestId)).map((r) => r.requestId);
-    const extra = f.rows.length - (first.rows.length - missing.length);
-    if (missing.length > 0 || extra > 0) {
-      throw new DatasetError(
-        `predictions ${f.path} do not cover the same requests as ${first.path}: ` +
-          `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${extra} not in ${first.path}`,
-      );
-    }
-    const conflict = first.rows.find((r) => byModel[m]!.get(r.requestId)!.label !== r.label);
-    if (conflict !== undefined) {
-      const other = byModel[m]!.get(conflict.requestId)!;
-      throw new DatasetError(
-        `request "${conflict.requestId}" has label "${conflict.label}" in ${first.path} (line ${conflict.line}) and "${other.label}" in ${f.path} (line ${other.line})`,
-      );
-    }
-  }
+  checkSameRequests(files, byModel);
   const classIndex = new Map(classes.map((c, k) => [c, k]));
   const y = Int32Array.from(first.rows, (r) => classIndex.get(r.label)!);
   const split = stratifiedSplit(y, createRng(deriveSeed(options.seed, 'predictions:split')), {
@@ -211,6 +188,41 @@ export function basePredictionsFromFiles(files: readonly PredictionFile[], optio
     models,
     requestIds: { validation: split.validation.map((i) => first.rows[i]!.requestId), test: split.test.map((i) => first.rows[i]!.requestId) },
   };
+}
+
+/** Every file has its own model id and names the first file's classes in the same order. */
+function checkNamesAndClasses(files: readonly PredictionFile[]): void {
+  const first = files[0]!;
+  const ids = new Set<string>();
+  for (const f of files) {
+    if (ids.has(f.modelId)) throw new DatasetError(`two predictions files are named "${f.modelId}"; name them: --predictions ID=PATH`);
+    ids.add(f.modelId);
+    if (f.classes.join('\u0000') !== first.classes.join('\u0000')) {
+      throw new DatasetError(`predictions ${f.path} name the classes ${f.classes.join(', ')}; ${first.path} names ${first.classes.join(', ')}`);
+    }
+  }
+}
+
+/** Every file holds exactly the first file's requests, each with the same label. */
+function checkSameRequests(files: readonly PredictionFile[], byModel: readonly Map<string, PredictionFile['rows'][number]>[]): void {
+  const first = files[0]!;
+  for (const [m, f] of files.entries()) {
+    const missing = first.rows.filter((r) => !byModel[m]!.has(r.requestId)).map((r) => r.requestId);
+    const extra = f.rows.length - (first.rows.length - missing.length);
+    if (missing.length > 0 || extra > 0) {
+      throw new DatasetError(
+        `predictions ${f.path} do not cover the same requests as ${first.path}: ` +
+          `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${extra} not in ${first.path}`,
+      );
+    }
+    const conflict = first.rows.find((r) => byModel[m]!.get(r.requestId)!.label !== r.label);
+    if (conflict !== undefined) {
+      const other = byModel[m]!.get(conflict.requestId)!;
+      throw new DatasetError(
+        `request "${conflict.requestId}" has label "${conflict.label}" in ${first.path} (line ${conflict.line}) and "${other.label}" in ${f.path} (line ${other.line})`,
+      );
+    }
+  }
 }
 
 /** One model's predictions in the CSV format above, classes in the given order. */

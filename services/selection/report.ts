@@ -73,50 +73,13 @@ export function selectionChart(result: SelectionResult): string {
 
 /** A report for people: setup, the chosen config, full metric tables, weights and the confusion matrix. */
 export function selectionReport(result: SelectionResult, chartFile: string): string {
-  const { chosen, bestModel, sizes } = result;
-  const [chosenName, chosenWeighting, chosenModels] = describe(chosen);
-  const versus = againstBestSingle(result);
-  const setup =
-    result.predictionFiles === undefined
-      ? `Seed ${result.seed}. Stratified split: ${sizes.train} training, ${sizes.validation} validation and ${sizes.test} test rows. ` +
-        'The models are fitted on the training rows; fusion weights and the stacking meta-model on the validation rows. '
-      : `Predictions of ${result.predictionFiles.length} models read from ${result.predictionFiles.map((f) => `\`${f}\``).join(', ')}. ` +
-        `Seed ${result.seed}. Their rows are split (stratified) into ${sizes.validation} validation rows, on which the fusion is ` +
-        `fitted and chosen, and ${sizes.test} test rows, only reported. `;
+  const { chosen } = result;
   const lines: string[] = [
     `# Ensemble selection: ${result.dataset}`,
     '',
-    setup +
-      `Every candidate is scored on the same ${result.folds}-fold cross-validation of the validation rows, repeated ${result.repetitions} times ` +
-      `(${result.folds * result.repetitions} folds); fitted weights and the meta-model are fitted on the other folds, ` +
-      'so no config is scored on rows it was fitted on; the served weights and meta-model are refitted on all validation rows. ' +
-      'Validation figures below are out-of-fold (first repetition). ' +
-      'The greedy subset adds, one at a time, the model that most lowers the validation log loss of the equal-weight average, ' +
-      `while it does: ${result.greedyOrder.join(', ')}.`,
+    setupParagraph(result),
     '',
-    '## Chosen config',
-    '',
-    `Choice rule: the lowest mean cross-validation error rate plus ${SE_MULTIPLIER} of its standard errors (corrected for the ` +
-      'overlap of the folds; the ± figures below) is the bar; of the candidates at or ' +
-      'below it the simplest wins (single model < equal weights < fitted weights < stacking); within a level the lowest ' +
-      'mean log loss (hard voting last), then the lowest mean error, then fewer models, then the strategy order ' +
-      'weighted-average, soft-voting, weighted-sum, hard-voting. ' +
-      `Lowest mean error: ${describe(result.lowestError).filter((s) => s !== '').join(', ')} (${cvError(result, result.lowestError)}); ` +
-      `bar ${pct(result.bar)}; chosen level: ${COMPLEXITY_NAMES[complexityOf(chosen)]}.`,
-    '',
-    `- strategy: **${chosenName}**${chosen.subset.name === 'single' ? '' : `, ${chosenWeighting}, ${chosenModels} models`}`,
-    `- models: ${chosen.subset.models.map((id) => (chosen.strategy === 'stacking' ? id : `${id} (weight ${chosen.weights[id]})`)).join(', ')}`,
-    `- validation: accuracy ${f3(chosen.validation.accuracy)}, log loss ${f4(chosen.validation.logLoss)}`,
-    `- test: accuracy ${f3(chosen.test.accuracy)}, macro F1 ${f3(chosen.test.macroF1)}, log loss ${f4(chosen.test.logLoss)}`,
-    `- cross-validation error: ${cvError(result, chosen)}`,
-    `- best single model by the same rule: ${bestModel.subset.models[0]} (test accuracy ${f3(bestModel.test.accuracy)})`,
-    `- best single model on test: ${result.bestModelOnTest.subset.models[0]} (test accuracy ${f3(result.bestModelOnTest.test.accuracy)}); ` +
-      `the chosen config is ${versus.atOrAbove ? 'at or above' : 'below'} it (${versus.gapPoints >= 0 ? '+' : ''}${versus.gapPoints.toFixed(2)} pp). ` +
-      'How often that holds over seeds: `select --seeds N`.',
-    `- files: ${[result.files.config, result.files.metaArtifact]
-      .filter((f) => f !== undefined)
-      .map((f) => `\`${relative(dirname(result.files.report), f)}\``)
-      .join(', ')}`,
+    ...chosenConfigSection(result),
     '',
     '## Validation',
     '',
@@ -143,6 +106,59 @@ export function selectionReport(result: SelectionResult, chartFile: string): str
     '',
   ];
   return lines.join('\n');
+}
+
+/** Where the predictions came from and how every candidate was scored. */
+function setupParagraph(result: SelectionResult): string {
+  const { sizes } = result;
+  const setup =
+    result.predictionFiles === undefined
+      ? `Seed ${result.seed}. Stratified split: ${sizes.train} training, ${sizes.validation} validation and ${sizes.test} test rows. ` +
+        'The models are fitted on the training rows; fusion weights and the stacking meta-model on the validation rows. '
+      : `Predictions of ${result.predictionFiles.length} models read from ${result.predictionFiles.map((f) => `\`${f}\``).join(', ')}. ` +
+        `Seed ${result.seed}. Their rows are split (stratified) into ${sizes.validation} validation rows, on which the fusion is ` +
+        `fitted and chosen, and ${sizes.test} test rows, only reported. `;
+  return (
+    setup +
+    `Every candidate is scored on the same ${result.folds}-fold cross-validation of the validation rows, repeated ${result.repetitions} times ` +
+    `(${result.folds * result.repetitions} folds); fitted weights and the meta-model are fitted on the other folds, ` +
+    'so no config is scored on rows it was fitted on; the served weights and meta-model are refitted on all validation rows. ' +
+    'Validation figures below are out-of-fold (first repetition). ' +
+    'The greedy subset adds, one at a time, the model that most lowers the validation log loss of the equal-weight average, ' +
+    `while it does: ${result.greedyOrder.join(', ')}.`
+  );
+}
+
+/** The choice rule, the chosen config and how it compares with the best single model. */
+function chosenConfigSection(result: SelectionResult): string[] {
+  const { chosen, bestModel } = result;
+  const [chosenName, chosenWeighting, chosenModels] = describe(chosen);
+  const versus = againstBestSingle(result);
+  return [
+    '## Chosen config',
+    '',
+    `Choice rule: the lowest mean cross-validation error rate plus ${SE_MULTIPLIER} of its standard errors (corrected for the ` +
+      'overlap of the folds; the ± figures below) is the bar; of the candidates at or ' +
+      'below it the simplest wins (single model < equal weights < fitted weights < stacking); within a level the lowest ' +
+      'mean log loss (hard voting last), then the lowest mean error, then fewer models, then the strategy order ' +
+      'weighted-average, soft-voting, weighted-sum, hard-voting. ' +
+      `Lowest mean error: ${describe(result.lowestError).filter((s) => s !== '').join(', ')} (${cvError(result, result.lowestError)}); ` +
+      `bar ${pct(result.bar)}; chosen level: ${COMPLEXITY_NAMES[complexityOf(chosen)]}.`,
+    '',
+    `- strategy: **${chosenName}**${chosen.subset.name === 'single' ? '' : `, ${chosenWeighting}, ${chosenModels} models`}`,
+    `- models: ${chosen.subset.models.map((id) => (chosen.strategy === 'stacking' ? id : `${id} (weight ${chosen.weights[id]})`)).join(', ')}`,
+    `- validation: accuracy ${f3(chosen.validation.accuracy)}, log loss ${f4(chosen.validation.logLoss)}`,
+    `- test: accuracy ${f3(chosen.test.accuracy)}, macro F1 ${f3(chosen.test.macroF1)}, log loss ${f4(chosen.test.logLoss)}`,
+    `- cross-validation error: ${cvError(result, chosen)}`,
+    `- best single model by the same rule: ${bestModel.subset.models[0]} (test accuracy ${f3(bestModel.test.accuracy)})`,
+    `- best single model on test: ${result.bestModelOnTest.subset.models[0]} (test accuracy ${f3(result.bestModelOnTest.test.accuracy)}); ` +
+      `the chosen config is ${versus.atOrAbove ? 'at or above' : 'below'} it (${versus.gapPoints >= 0 ? '+' : ''}${versus.gapPoints.toFixed(2)} pp). ` +
+      'How often that holds over seeds: `select --seeds N`.',
+    `- files: ${[result.files.config, result.files.metaArtifact]
+      .filter((f) => f !== undefined)
+      .map((f) => `\`${relative(dirname(result.files.report), f)}\``)
+      .join(', ')}`,
+  ];
 }
 
 function metricsTable(result: SelectionResult, part: (c: FusionCandidate) => EvaluationMetrics): string {

@@ -105,41 +105,13 @@ export async function chooseFromPredictions(
   options: { outDir: string; onProgress?: (line: string) => void; predictionFiles?: string[] },
 ): Promise<SelectionResult> {
   const log = options.onProgress ?? (() => {});
-  const modelsDir = join(options.outDir, 'models');
-  const context: EvaluationContext = {
-    classes: base.classes,
-    yValidation: base.yValidation,
-    yTest: base.yTest,
-    folds: Array.from({ length: SELECTION_REPETITIONS }, (_, r) =>
-      stratifiedFolds(base.yValidation, SELECTION_FOLDS, createRng(deriveSeed(base.seed, r === 0 ? 'selection:folds' : `selection:folds:${r}`))),
-    ),
-    onProgress: log,
-  };
-
-  const singles = base.models.map((m) => singleModelCandidate(context, m));
-  log('greedy forward selection of models on validation ...');
-  const greedy = greedyForwardSelection(base.models, (subset) => equalAverageLoss(context, subset));
-  const greedyOrder = greedy.map((m) => m.modelId);
-  log(`greedy subset: ${greedyOrder.join(', ')}`);
-  const candidates = [...singles];
-  if (base.models.length > 1) {
-    log('fusion strategies over all models ...');
-    candidates.push(...evaluateSubset(context, base.models, { name: 'all', models: base.models.map((m) => m.modelId) }));
-    log('fusion strategies over the greedy subset ...');
-    candidates.push(...evaluateSubset(context, base.models, { name: 'greedy', models: greedyOrder }));
-  }
-
+  const { singles, candidates, greedyOrder } = evaluateCandidates(base, log);
   const choice = chooseCandidate(candidates, SELECTION_FOLDS);
   const chosen = candidates[choice.chosen]!;
   const bestModel = singles[chooseCandidate(singles, SELECTION_FOLDS).chosen]!;
   const bestModelOnTest = singles.reduce((a, b) => (b.test.accuracy > a.test.accuracy ? b : a));
 
-  await mkdir(options.outDir, { recursive: true });
-  const configPath = join(options.outDir, 'aggregator.json');
-  const metaArtifact = chosen.meta === undefined ? undefined : await saveMetaArtifact(base, chosen, modelsDir);
-  const config = selectedConfig(base.classes, chosen, metaArtifact === undefined ? undefined : relative(options.outDir, metaArtifact));
-  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-
+  const { config, configPath, metaArtifact } = await writeSelectedConfig(base, chosen, options.outDir);
   const result: SelectionResult = {
     dataset: base.dataset,
     seed: base.seed,
@@ -169,6 +141,47 @@ export async function chooseFromPredictions(
   await writeFile(result.files.chart, selectionChart(result));
   await writeFile(result.files.report, selectionReport(result, 'test-accuracy.svg'));
   return result;
+}
+
+/** Writes `aggregator.json` for the chosen candidate, and its stacking meta-model if it has one. */
+async function writeSelectedConfig(
+  base: BasePredictions,
+  chosen: FusionCandidate,
+  outDir: string,
+): Promise<{ config: AggregatorConfig; configPath: string; metaArtifact: string | undefined }> {
+  await mkdir(outDir, { recursive: true });
+  const configPath = join(outDir, 'aggregator.json');
+  const metaArtifact = chosen.meta === undefined ? undefined : await saveMetaArtifact(base, chosen, join(outDir, 'models'));
+  const config = selectedConfig(base.classes, chosen, metaArtifact === undefined ? undefined : relative(outDir, metaArtifact));
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  return { config, configPath, metaArtifact };
+}
+
+/** Each model alone, then (with more than one model) every strategy over all models and over the greedy subset. */
+function evaluateCandidates(base: BasePredictions, log: (line: string) => void): { singles: FusionCandidate[]; candidates: FusionCandidate[]; greedyOrder: string[] } {
+  const context: EvaluationContext = {
+    classes: base.classes,
+    yValidation: base.yValidation,
+    yTest: base.yTest,
+    folds: Array.from({ length: SELECTION_REPETITIONS }, (_, r) =>
+      stratifiedFolds(base.yValidation, SELECTION_FOLDS, createRng(deriveSeed(base.seed, r === 0 ? 'selection:folds' : `selection:folds:${r}`))),
+    ),
+    onProgress: log,
+  };
+
+  const singles = base.models.map((m) => singleModelCandidate(context, m));
+  log('greedy forward selection of models on validation ...');
+  const greedy = greedyForwardSelection(base.models, (subset) => equalAverageLoss(context, subset));
+  const greedyOrder = greedy.map((m) => m.modelId);
+  log(`greedy subset: ${greedyOrder.join(', ')}`);
+  const candidates = [...singles];
+  if (base.models.length > 1) {
+    log('fusion strategies over all models ...');
+    candidates.push(...evaluateSubset(context, base.models, { name: 'all', models: base.models.map((m) => m.modelId) }));
+    log('fusion strategies over the greedy subset ...');
+    candidates.push(...evaluateSubset(context, base.models, { name: 'greedy', models: greedyOrder }));
+  }
+  return { singles, candidates, greedyOrder };
 }
 
 /**

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import { type Admin, type ITopicConfig, Kafka, type KafkaConfig, logLevel as KafkaLogLevel, type logCreator, type SASLOptions } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
+import { followMovedCoordinators } from './kafkajs-coordinator-failover.js';
 import type { Logger } from './log.js';
 import { FETCH_MAX_BYTES, } from './message-limits.js';
 import { readiness } from './readiness.js';
@@ -43,6 +44,7 @@ function securityOptions(security: KafkaSecurity | undefined): Pick<KafkaConfig,
 
 export function createKafka({ brokers, clientId, logger, security }: KafkaClientOptions): Kafka {
   cacheCoordinatorLookups();
+  followMovedCoordinators();
   const toLogger: logCreator = () => ({ level, log }) => {
     const { message, ...rest } = log;
     // kafkajs logs retried protocol errors (a coordinator still loading, say) as errors; what it

@@ -73,92 +73,129 @@ const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPer
 const createTopicData = require('kafkajs/src/producer/createTopicData.js') as (o: object[]) => { topic: string; partitions: { partition: number; messages: unknown[]; firstSequence?: number }[] }[];
 const responseSerializer = require('kafkajs/src/producer/responseSerializer.js') as (response: unknown) => Answer[];
 
-function fixedSendMessages({ logger, cluster, partitioner, eosManager, retrier }: { logger: Logger; cluster: Cluster; partitioner: unknown; eosManager: EosManager; retrier: Retrier }) {
-  return async ({ acks, timeout, compression, topicMessages }: { acks: number; timeout: number; compression: unknown; topicMessages: TopicMessages[] }) => {
+interface SendDependencies {
+  logger: Logger;
+  cluster: Cluster;
+  partitioner: unknown;
+  eosManager: EosManager;
+  retrier: Retrier;
+}
+interface SendRequest {
+  acks: number;
+  timeout: number;
+  compression: unknown;
+  topicMessages: TopicMessages[];
+}
+/** What one broker leads of one topic's open partitions. */
+interface BrokerTopic {
+  topic: string;
+  partitions: number[];
+  messagesPerPartition: Record<string, unknown[]>;
+}
+type TopicData = ReturnType<typeof createTopicData>;
+
+const answerKey = (topic: string, partition: number | string) => `${topic}\u0000${partition}`;
+
+function fixedSendMessages(dependencies: SendDependencies) {
+  const { cluster, retrier } = dependencies;
+  return async (request: SendRequest) => {
     const answers = new Map<string, Answer>();
-    const answered = (topic: string, partition: number | string) => answers.has(`${topic}\u0000${partition}`);
-
-    const sendUnanswered = async () => {
-      await cluster.refreshMetadataIfNecessary();
-      const perBroker = new Map<string, { topic: string; partitions: number[]; messagesPerPartition: Record<string, unknown[]> }[]>();
-      for (const { topic, messages } of topicMessages) {
-        const partitionMetadata = cluster.findTopicPartitionMetadata(topic);
-        if (partitionMetadata.length === 0) throw new KafkaJSMetadataNotLoaded('Producing to topic without metadata');
-        const messagesPerPartition = groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner });
-        const open = Object.keys(messagesPerPartition).filter((p) => !answered(topic, p));
-        if (open.length === 0) continue;
-        for (const [nodeId, partitions] of Object.entries(cluster.findLeaderForPartitions(topic, open))) {
-          const list = perBroker.get(nodeId) ?? [];
-          list.push({ topic, partitions, messagesPerPartition });
-          perBroker.set(nodeId, list);
-        }
-      }
-      await Promise.all(
-        [...perBroker.entries()].map(async ([nodeId, topicDataForBroker]) => {
-          const broker = await cluster.findBroker({ nodeId });
-          const topicData = createTopicData(topicDataForBroker);
-          await eosManager.acquireBrokerLock(broker);
-          try {
-            if (eosManager.isTransactional()) await eosManager.addPartitionsToTransaction(topicData);
-            for (const { topic, partitions } of topicData) {
-              for (const entry of partitions) {
-                entry.firstSequence = eosManager.getSequence(topic, entry.partition);
-                eosManager.updateSequence(topic, entry.partition, entry.messages.length);
-              }
-            }
-            let response: unknown;
-            try {
-              response = await broker.produce({
-                transactionalId: eosManager.isTransactional() ? eosManager.getTransactionalId() : undefined,
-                producerId: eosManager.getProducerId(),
-                producerEpoch: eosManager.getProducerEpoch(),
-                acks,
-                timeout,
-                compression,
-                topicData,
-              });
-            } catch (e) {
-              for (const { topic, partitions } of topicData) for (const entry of partitions) eosManager.updateSequence(topic, entry.partition, -entry.messages.length);
-              throw e;
-            }
-            if (acks === 0) {
-              for (const { topic, partitions } of topicData) for (const entry of partitions) answers.set(`${topic}\u0000${entry.partition}`, { topicName: topic, partition: entry.partition });
-            } else {
-              for (const answer of responseSerializer(response)) answers.set(`${answer.topicName}\u0000${answer.partition}`, answer);
-            }
-          } finally {
-            await eosManager.releaseBrokerLock(broker);
-          }
-        }),
-      );
-    };
-
     return retrier(async (bail, retryCount, retryTime) => {
-      await cluster.addMultipleTargetTopics(topicMessages.map(({ topic }) => topic));
+      await cluster.addMultipleTargetTopics(request.topicMessages.map(({ topic }) => topic));
       try {
-        await sendUnanswered();
-        return acks === 0 ? [] : [...answers.values()];
+        await sendUnanswered(dependencies, request, answers);
+        return request.acks === 0 ? [] : [...answers.values()];
       } catch (caught) {
         const e = caught as KafkaError;
-        if (e.name === 'KafkaJSConnectionClosedError' && e.host !== undefined && e.port !== undefined) cluster.removeBroker({ host: e.host, port: e.port });
-        if (!cluster.isConnected()) {
-          logger.debug(`Cluster has disconnected, reconnecting: ${e.message}`, { retryCount, retryTime });
-          await cluster.connect();
-          await cluster.refreshMetadata();
-          throw e;
-        }
-        if (staleMetadata(e) || e.name === 'KafkaJSMetadataNotLoaded' || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError' || (e.name === 'KafkaJSProtocolError' && e.retriable === true)) {
-          logger.error(`Failed to send messages: ${e.message}`, { retryCount, retryTime });
-          await cluster.refreshMetadata();
-          throw e;
-        }
-        logger.error(`${e.message}`, { retryCount, retryTime });
-        if (e.retriable === true) throw e;
+        await rethrowIfRetriable(dependencies, e, retryCount, retryTime);
         bail(e);
         return [];
       }
     });
   };
+}
+
+async function sendUnanswered({ cluster, partitioner, eosManager }: SendDependencies, request: SendRequest, answers: Map<string, Answer>): Promise<void> {
+  await cluster.refreshMetadataIfNecessary();
+  const perBroker = unansweredPerLeader(cluster, partitioner, request.topicMessages, answers);
+  await Promise.all(
+    [...perBroker.entries()].map(async ([nodeId, topicDataForBroker]) => {
+      const broker = await cluster.findBroker({ nodeId });
+      await produceOnBroker(eosManager, broker, createTopicData(topicDataForBroker), request, answers);
+    }),
+  );
+}
+
+/** The partitions without an answer, grouped by the broker that leads them now. */
+function unansweredPerLeader(cluster: Cluster, partitioner: unknown, topicMessages: TopicMessages[], answers: Map<string, Answer>): Map<string, BrokerTopic[]> {
+  const perBroker = new Map<string, BrokerTopic[]>();
+  for (const { topic, messages } of topicMessages) {
+    const partitionMetadata = cluster.findTopicPartitionMetadata(topic);
+    if (partitionMetadata.length === 0) throw new KafkaJSMetadataNotLoaded('Producing to topic without metadata');
+    const messagesPerPartition = groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner });
+    const open = Object.keys(messagesPerPartition).filter((p) => !answers.has(answerKey(topic, p)));
+    if (open.length === 0) continue;
+    for (const [nodeId, partitions] of Object.entries(cluster.findLeaderForPartitions(topic, open))) {
+      const list = perBroker.get(nodeId) ?? [];
+      list.push({ topic, partitions, messagesPerPartition });
+      perBroker.set(nodeId, list);
+    }
+  }
+  return perBroker;
+}
+
+async function produceOnBroker(eosManager: EosManager, broker: Broker, topicData: TopicData, request: SendRequest, answers: Map<string, Answer>): Promise<void> {
+  const { acks, timeout, compression } = request;
+  await eosManager.acquireBrokerLock(broker);
+  try {
+    if (eosManager.isTransactional()) await eosManager.addPartitionsToTransaction(topicData);
+    for (const { topic, partitions } of topicData) {
+      for (const entry of partitions) {
+        entry.firstSequence = eosManager.getSequence(topic, entry.partition);
+        eosManager.updateSequence(topic, entry.partition, entry.messages.length);
+      }
+    }
+    let response: unknown;
+    try {
+      response = await broker.produce({
+        transactionalId: eosManager.isTransactional() ? eosManager.getTransactionalId() : undefined,
+        producerId: eosManager.getProducerId(),
+        producerEpoch: eosManager.getProducerEpoch(),
+        acks,
+        timeout,
+        compression,
+        topicData,
+      });
+    } catch (e) {
+      for (const { topic, partitions } of topicData) for (const entry of partitions) eosManager.updateSequence(topic, entry.partition, -entry.messages.length);
+      throw e;
+    }
+    if (acks === 0) {
+      for (const { topic, partitions } of topicData) for (const entry of partitions) answers.set(answerKey(topic, entry.partition), { topicName: topic, partition: entry.partition });
+    } else {
+      for (const answer of responseSerializer(response)) answers.set(answerKey(answer.topicName, answer.partition), answer);
+    }
+  } finally {
+    await eosManager.releaseBrokerLock(broker);
+  }
+}
+
+/** Throws `e` for the retrier to try again (after reconnecting or refreshing metadata); returns when it must bail. */
+async function rethrowIfRetriable({ cluster, logger }: SendDependencies, e: KafkaError, retryCount: number, retryTime: number): Promise<void> {
+  if (e.name === 'KafkaJSConnectionClosedError' && e.host !== undefined && e.port !== undefined) cluster.removeBroker({ host: e.host, port: e.port });
+  if (!cluster.isConnected()) {
+    logger.debug(`Cluster has disconnected, reconnecting: ${e.message}`, { retryCount, retryTime });
+    await cluster.connect();
+    await cluster.refreshMetadata();
+    throw e;
+  }
+  if (staleMetadata(e) || e.name === 'KafkaJSMetadataNotLoaded' || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError' || (e.name === 'KafkaJSProtocolError' && e.retriable === true)) {
+    logger.error(`Failed to send messages: ${e.message}`, { retryCount, retryTime });
+    await cluster.refreshMetadata();
+    throw e;
+  }
+  logger.error(`${e.message}`, { retryCount, retryTime });
+  if (e.retriable === true) throw e;
 }
 fixedSendMessages.fixed = true;
 

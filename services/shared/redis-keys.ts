@@ -100,47 +100,83 @@ export class RedisKeys {
   }
 
   /**
-   * Prefix of every evaluator key. One hash tag for all of them: each evaluator script reads request
-   * state and updates the windows it feeds in one atomic call. Scripts append the suffixes below.
+   * The evaluator's keys are spread over Redis Cluster slots two ways, so its load shares out across
+   * nodes: by request (a request's answers and label, plus the label-independent counters of the
+   * requests in that shard) over EVALUATOR_REQUEST_SHARDS hash tags `{eval:r<n>}`, and by subject (a
+   * model or the ensemble: its window buckets, sample sequence, learned loss and scored flags) under
+   * `{eval:s:<subject>}`. Every script call works on one shard or one subject, so on one slot.
    */
-  evaluatorPrefix(): string {
-    return `${this.namespace}:{eval}:`;
+  evaluatorShard(requestId: string): number {
+    return fnv1a(requestId) % EVALUATOR_REQUEST_SHARDS;
   }
 
-  /** Hash: what each model (`p:<model>`) and the ensemble (`f`) answered for a request, its label (`l`), what was scored (`s:<subject>`). */
+  /** Every request shard, for reads that merge them. */
+  evaluatorShards(): number[] {
+    return Array.from({ length: EVALUATOR_REQUEST_SHARDS }, (_, i) => i);
+  }
+
+  /** Prefix of one request shard's keys; the record and read scripts append `req:<id>` and `ev:<bucket>`. */
+  evaluatorShardPrefix(shard: number): string {
+    return `${this.namespace}:{eval:r${shard}}:`;
+  }
+
+  /** Hash: what each model (`p:<model>`) and the ensemble (`f`) answered for a request, and its label (`l`). */
   evaluatorRequest(requestId: string): string {
-    return `${this.evaluatorPrefix()}req:${requestId}`;
+    return `${this.evaluatorShardPrefix(this.evaluatorShard(requestId))}req:${requestId}`;
+  }
+
+  /** Hash: counters and latency-sketch buckets of one time bucket of one shard's label-independent events. */
+  evaluatorEventBucket(shard: number, bucket: number): string {
+    return `${this.evaluatorShardPrefix(shard)}ev:${bucket}`;
+  }
+
+  /** Hash: one shard's running totals since the deployment started (predictions, late, fused by status). */
+  evaluatorTotals(shard: number): string {
+    return `${this.evaluatorShardPrefix(shard)}totals`;
+  }
+
+  /** Prefix of one subject's keys; the score and read scripts append `win:<bucket>`, `wix` and `done:<request id>`. */
+  evaluatorSubjectPrefix(subject: string): string {
+    return `${this.namespace}:{eval:s:${subject}}:`;
+  }
+
+  /** Hash: a subject's labelled-sample count (`lab`) and learned-weight loss sums (`s` weighted loss, `w` weight). */
+  evaluatorSubjectState(subject: string): string {
+    return `${this.evaluatorSubjectPrefix(subject)}state`;
   }
 
   /** Hash: sums of one window bucket of one subject (count, confusion cells, log loss, Brier, errors). */
   evaluatorWindowBucket(subject: string, bucket: number): string {
-    return `${this.evaluatorPrefix()}win:${subject}:${bucket}`;
+    return `${this.evaluatorSubjectPrefix(subject)}win:${bucket}`;
   }
 
   /** Sorted set: the window buckets a subject holds, scored by bucket number. */
   evaluatorWindowIndex(subject: string): string {
-    return `${this.evaluatorPrefix()}wix:${subject}`;
+    return `${this.evaluatorSubjectPrefix(subject)}wix`;
   }
 
-  /** Hash: counters and latency-sketch buckets of one time bucket of label-independent events. */
-  evaluatorEventBucket(bucket: number): string {
-    return `${this.evaluatorPrefix()}ev:${bucket}`;
-  }
-
-  /** Hash: running totals since the deployment started (labelled, predictions, late, fused by status). */
-  evaluatorTotals(): string {
-    return `${this.evaluatorPrefix()}totals`;
-  }
-
-  /** Hash: per model, the exponentially weighted loss sum (`s:<model>`) and weight sum (`w:<model>`). */
-  evaluatorLearning(): string {
-    return `${this.evaluatorPrefix()}learning`;
+  /** String: set once a request's answer from the subject was scored (expires with the request). */
+  evaluatorScored(subject: string, requestId: string): string {
+    return `${this.evaluatorSubjectPrefix(subject)}done:${requestId}`;
   }
 
   /** String: the latest EnsembleMetrics snapshot (Avro), read by the learned-weight and best-model readers. */
   evaluatorSnapshot(): string {
-    return `${this.evaluatorPrefix()}snapshot`;
+    return `${this.namespace}:{eval:snapshot}`;
   }
+}
+
+/** Request shards of the evaluator (hash tags); changing it orphans the evaluator's stored state. */
+export const EVALUATOR_REQUEST_SHARDS = 16;
+
+/** FNV-1a over the UTF-16 code units: a stable, cheap spread of request ids over shards. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 /** A Lua table constructor for a flat record of names (`{ request = 'req:', ... }`). */

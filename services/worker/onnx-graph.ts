@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import { ConfigError } from '../shared/errors.js';
-import { type Attribute, ELEM, FIELD, type Model, type Node, NodeProtoType, type TypeInfo, type ValueInfo, ValueInfoProtoType, attributeText } from '../ml/onnx/onnx-proto.js';
+import { type Attribute, ELEM, FIELD, type Graph, type Model, type Node, NodeProtoType, type TypeInfo, type ValueInfo, ValueInfoProtoType, attributeText } from '../ml/onnx/onnx-proto.js';
 
 /**
  * What a worker can use of an ONNX graph, decided once at start from the file's own protobuf (the
@@ -47,6 +47,13 @@ export interface OnnxPlanOptions {
 /** Metadata key holding the class labels as a JSON array (written by our exporter). */
 export const CLASSES_METADATA = 'es.classes';
 
+type Refuse = (why: string) => never;
+
+interface Candidate {
+  info: ValueInfo;
+  output: ProbabilityOutput | ValueOutput;
+}
+
 export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): OnnxPlan {
   const where = options.source ?? 'ONNX model';
   const refuse = (why: string): never => {
@@ -55,9 +62,19 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
   const graph = model.graph ?? refuse('has no graph');
   const metadata: Record<string, string> = {};
   for (const entry of model.metadata_props ?? []) if (entry.key !== undefined) metadata[entry.key] = entry.value ?? '';
-  const nodes = graph.node ?? [];
-  const initialisers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const input = planInput(graph, refuse);
+  const { candidates, unusable } = outputCandidates(graph, metadata, refuse);
+  const output = chooseOutput(candidates, unusable, options, refuse);
+  if (output.kind === 'value') {
+    if (options.classes !== undefined) refuse(`output "${output.name}" is a regression value, but class labels were configured`);
+    return { input, output, metadata };
+  }
+  return { input, output: withClasses(output, options.classes, refuse), metadata };
+}
 
+/** The one graph input that is not an initialiser: a float or double [batch, features] tensor. */
+function planInput(graph: Graph, refuse: Refuse): OnnxPlan['input'] {
+  const initialisers = new Set((graph.initializer ?? []).map((t) => t.name));
   const inputs = (graph.input ?? []).filter((i) => !initialisers.has(i.name));
   if (inputs.length !== 1) refuse(`has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); the worker feeds exactly one [batch, features] tensor`);
   const input = inputs[0]!;
@@ -72,9 +89,14 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
   }
   const featureDim = inputDims[1]!.dim_value;
   const featureCount = featureDim !== undefined && featureDim > 0 ? featureDim : undefined;
+  return { name: input.name, type: inputType!, featureCount };
+}
 
+/** The graph outputs a worker could publish, and a description of those it could not. */
+function outputCandidates(graph: Graph, metadata: Record<string, string>, refuse: Refuse): { candidates: Candidate[]; unusable: string[] } {
+  const nodes = graph.node ?? [];
   const producer = (name: string): Node | undefined => nodes.find((n) => (n.output ?? []).includes(name));
-  const candidates: { info: ValueInfo; output: ProbabilityOutput | ValueOutput }[] = [];
+  const candidates: Candidate[] = [];
   const unusable: string[] = [];
   for (const info of graph.output ?? []) {
     const type = info.type;
@@ -84,7 +106,7 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
       if (zipMap?.op_type === 'ZipMap' && isSequenceOfMaps(type)) {
         const source = zipMap.input?.[0] ?? refuse(`ZipMap "${zipMap.name ?? ''}" has no input`);
         const labels = labelsOf(zipMap) ?? refuse(`ZipMap "${zipMap.name ?? ''}" names no class labels`);
-        candidates.push({ info, output: probabilities(source, labels, { output: info.name }) });
+        candidates.push({ info, output: probabilities(refuse, source, labels, { output: info.name }) });
       } else {
         unusable.push(`"${info.name}" (${describeType(type)})`);
       }
@@ -96,13 +118,17 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
     if (dims.length === 1 || (dims.length === 2 && last === 1)) {
       candidates.push({ info, output: { kind: 'value', name: info.name } });
     } else if (dims.length === 2) {
-      const labels = modelLabels(metadata, producer(info.name));
-      candidates.push({ info, output: probabilities(info.name, labels, undefined, last) });
+      const labels = modelLabels(refuse, metadata, producer(info.name));
+      candidates.push({ info, output: probabilities(refuse, info.name, labels, undefined, last) });
     } else {
       unusable.push(`"${info.name}" (rank ${dims.length})`);
     }
   }
+  return { candidates, unusable };
+}
 
+/** The output named by `--output`, else of the task, else the one probability output there is. */
+function chooseOutput(candidates: readonly Candidate[], unusable: readonly string[], options: OnnxPlanOptions, refuse: Refuse): ProbabilityOutput | ValueOutput {
   let chosen = candidates;
   if (options.output !== undefined) {
     chosen = candidates.filter((c) => c.info.name === options.output);
@@ -123,39 +149,34 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
     refuse(`has no output the worker can publish (a float [batch, classes] probability tensor, a ZipMap of probabilities, or a float [batch] / [batch, 1] value)${extra}`);
   }
   if (chosen.length > 1) refuse(`has several usable outputs (${names(chosen)}); choose one with --output`);
-  const output = chosen[0]!.output;
-  if (output.kind === 'value') {
-    if (options.classes !== undefined) refuse(`output "${output.name}" is a regression value, but class labels were configured`);
-    return { input: { name: input.name, type: inputType!, featureCount }, output, metadata };
-  }
-  return { input: { name: input.name, type: inputType!, featureCount }, output: withClasses(output, options.classes, refuse), metadata };
+  return chosen[0]!.output;
+}
 
-  function probabilities(name: string, labels: string[] | undefined, zipMap?: { output: string }, width?: number): ProbabilityOutput {
-    const modelClasses = labels ?? [];
-    if (width !== undefined && width > 0 && labels !== undefined && labels.length !== width) {
-      refuse(`output "${name}" has ${width} classes but the model names ${labels.length} labels`);
-    }
-    return { kind: 'probabilities', name, modelClasses, classes: modelClasses, order: modelClasses.map((_, i) => i), ...(zipMap === undefined ? {} : { zipMap }) };
+function probabilities(refuse: Refuse, name: string, labels: string[] | undefined, zipMap?: { output: string }, width?: number): ProbabilityOutput {
+  const modelClasses = labels ?? [];
+  if (width !== undefined && width > 0 && labels !== undefined && labels.length !== width) {
+    refuse(`output "${name}" has ${width} classes but the model names ${labels.length} labels`);
   }
+  return { kind: 'probabilities', name, modelClasses, classes: modelClasses, order: modelClasses.map((_, i) => i), ...(zipMap === undefined ? {} : { zipMap }) };
+}
 
-  function modelLabels(meta: Record<string, string>, node: Node | undefined): string[] | undefined {
-    const fromMeta = meta[CLASSES_METADATA];
-    if (fromMeta !== undefined) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(fromMeta);
-      } catch {
-        return refuse(`metadata ${CLASSES_METADATA} is not JSON`);
-      }
-      if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === 'string')) refuse(`metadata ${CLASSES_METADATA} must be a JSON array of strings`);
-      return parsed as string[];
+function modelLabels(refuse: Refuse, meta: Record<string, string>, node: Node | undefined): string[] | undefined {
+  const fromMeta = meta[CLASSES_METADATA];
+  if (fromMeta !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fromMeta);
+    } catch {
+      return refuse(`metadata ${CLASSES_METADATA} is not JSON`);
     }
-    return node === undefined ? undefined : labelsOf(node);
+    if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === 'string')) refuse(`metadata ${CLASSES_METADATA} must be a JSON array of strings`);
+    return parsed as string[];
   }
+  return node === undefined ? undefined : labelsOf(node);
 }
 
 /** The published class order: the configured labels, as a permutation of the model's. */
-function withClasses(output: ProbabilityOutput, configured: readonly string[] | undefined, refuse: (why: string) => never): ProbabilityOutput {
+function withClasses(output: ProbabilityOutput, configured: readonly string[] | undefined, refuse: Refuse): ProbabilityOutput {
   const model = output.modelClasses;
   if (configured === undefined) {
     if (model.length === 0) refuse(`output "${output.name}" comes with no class labels (no ${CLASSES_METADATA} metadata, no classlabels attribute); pass --classes`);

@@ -8,7 +8,8 @@
 # Ports (defaults are off the usual ones so a developer's Kafka and Redis keep running):
 # ES_CLUSTER_KAFKA_PORTS (19092,19093,19094), ES_CLUSTER_CONTROLLER_PORTS (19192,19193,19194),
 # ES_CLUSTER_REDIS_PORTS (17001,...,17006), ES_SCRAM_KAFKA_PORT (19292, controller +1),
-# ES_ACL_REDIS_PORT (16390); state under ES_LOCAL_DIR (<repo>/.local/cluster-suites).
+# ES_ACL_REDIS_PORT (16390); state under ES_LOCAL_DIR (<repo>/.local/cluster-suites); KAFKA_START_TIMEOUT
+# (240 s) for each broker to answer.
 # ES_KEEP_CLUSTER=1 leaves everything running.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -20,6 +21,8 @@ export REDIS_CLUSTER_PORTS=${ES_CLUSTER_REDIS_PORTS:-17001,17002,17003,17004,170
 SCRAM_PORT=${ES_SCRAM_KAFKA_PORT:-19292}
 ACL_PORT=${ES_ACL_REDIS_PORT:-16390}
 export ES_LOCAL_DIR=${ES_LOCAL_DIR:-$ROOT/.local/cluster-suites}
+# Three JVMs forming a quorum on a busy 2-core machine can take minutes: wait that long, then fail.
+export KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-240}
 mkdir -p "$ES_LOCAL_DIR"
 
 export KAFKA_BROKERS=127.0.0.1:${KAFKA_PORTS//,/,127.0.0.1:}

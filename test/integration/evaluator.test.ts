@@ -413,7 +413,9 @@ describe('the evaluator on real Kafka and Redis', () => {
       const redis = h.redis();
       expect(await redis.pttl(h.keys.evaluatorRequest('req-1'))).toBeGreaterThan(0);
       const eventWindow = readEvaluatorSettings(MODELS, { ES_EVAL_EVENT_WINDOW_MS: '3600000' }).eventWindow;
-      expect(await redis.pttl(h.keys.evaluatorEventBucket(eventWindow.bucketOf(requests[1]?.fused.fusedAtMs ?? 0)))).toBeGreaterThan(0);
+      const second = requests[1];
+      expect(await redis.pttl(h.keys.evaluatorEventBucket(h.keys.evaluatorShard(second?.id ?? ''), eventWindow.bucketOf(second?.fused.fusedAtMs ?? 0)))).toBeGreaterThan(0);
+      expect(await redis.pttl(h.keys.evaluatorScored('ensemble', 'req-1'))).toBeGreaterThan(0);
       expect(evaluator.stats.scored).toBe([...expected.values()].reduce((s, e) => s + e.labelled, 0));
     } finally {
       await snapshots.stop();

@@ -2,18 +2,18 @@
   Records one batch of predictions, fused results or labels for evaluation, atomically, and returns
   what can now be scored.
 
+  Every key is in one request shard (one hash tag): the batch's messages of that shard only.
   Per request a hash keeps each answer under its own field, written once (HSETNX), so a redelivered
   message changes nothing: `p:<model>` a model's answer, `f` the fused answer, `l` the label, `ml` the
-  models the fused result listed missing for DEADLINE or CIRCUIT_OPEN, `s:<subject>` set once scored
-  (by score-samples). Label-independent figures are counted when an answer is first written, in the
+  models the fused result listed missing for DEADLINE or CIRCUIT_OPEN. Label-independent figures are counted when an answer is first written, in the
   running totals and in the answer's event bucket: `pred:<model>`, `fused:<status>`, `miss:<model>`,
   a latency-sketch field, and `late:<model>` when a model's answer and a fused result that listed it
   missing both exist (whichever of the two arrives second counts it, so either order counts once).
 
   Input:
-    KEYS[1] evaluator key prefix, e.g. "es:{eval}:" (requests: prefix.."req:"..id; event buckets:
-            prefix.."ev:"..bucket)
-    KEYS[2] running totals (hash)
+    KEYS[1] the shard's key prefix, e.g. "es:{eval:r3}:" (requests: prefix.."req:"..id; event
+            buckets: prefix.."ev:"..bucket)
+    KEYS[2] the shard's running totals (hash)
 
     ARGV[1] TTL of a request's hash, ms (set when it is created)
     ARGV[2] TTL of an event bucket, ms (refreshed on every write)
@@ -28,8 +28,9 @@
       models missing from the fused result, comma separated ("f"; else ""),
       of those, the ones missing for DEADLINE or CIRCUIT_OPEN ("f"; else "")
 
-  Output: one array per request of the batch that has a label and answers not yet scored, in order of
-  first appearance: {request id, label, subject1, answer1, subject2, answer2, ...}
+  Output: one array per request of the batch that has a label and answers, in order of first
+  appearance: {request id, label, subject1, answer1, subject2, answer2, ...}. Answers scored before
+  come back too: score-samples counts each once (its flag lives on the subject's slot).
 ]]
 local prefix = KEYS[1]
 local totals = KEYS[2]
@@ -112,10 +113,6 @@ for _, requestId in ipairs(order) do
   local label = redis.call('HGET', requestKey, 'l')
   if label then
     local all = redis.call('HGETALL', requestKey)
-    local scored = {}
-    for j = 1, #all, 2 do
-      if string.sub(all[j], 1, 2) == 's:' then scored[string.sub(all[j], 3)] = true end
-    end
     local out = {requestId, label}
     for j = 1, #all, 2 do
       local f = all[j]
@@ -125,7 +122,7 @@ for _, requestId in ipairs(order) do
       elseif f == 'f' then
         subject = ensemble
       end
-      if subject and all[j + 1] ~= '' and not scored[subject] then
+      if subject and all[j + 1] ~= '' then
         out[#out + 1] = subject
         out[#out + 1] = all[j + 1]
       end

@@ -63,21 +63,67 @@ export function growTree(
   options: TreeGrowthOptions,
   rng: Rng,
 ): TreeParams {
-  const { nFeatures, columns, labels } = data;
-  // Each feature's row order restricted to this tree's rows; node segments stay sorted because
-  // partitioning below is stable.
-  const rows = data.sortedRows.map((order) => order.filter((r) => weights[r]! > 0));
-  const nActive = rows[0]!.length;
-  const goesLeft = new Uint8Array(data.nRows);
-  const buffer = new Int32Array(nActive);
-  const featureOrder = Int32Array.from({ length: nFeatures }, (_, f) => f);
-  const nodeWeight = new Float64Array(nClasses);
-  const leftWeight = new Float64Array(nClasses);
-  const rightWeight = new Float64Array(nClasses);
+  return new TreeGrower(data, weights, nClasses, options, rng).grow();
+}
 
-  const tree: TreeParams = { feature: [], threshold: [], left: [], right: [], valueStart: [], valueClass: [], valueWeight: [] };
+/** The class weights of one node's rows. */
+interface NodeClasses {
+  total: number;
+  /** Sum of the squared class weights. */
+  sumSquares: number;
+  /** Classes with a positive weight. */
+  nonEmpty: number;
+}
 
-  const build = (start: number, end: number, depth: number): number => {
+/** A split of a node's segment: rows up to `position` (in `feature`'s order) go left. */
+interface Split {
+  score: number;
+  feature: number;
+  position: number;
+  threshold: number;
+}
+
+/**
+ * The state of growing one tree. Every node owns a segment `start .. end - 1` of each feature's row
+ * order; splitting a node partitions its segments in place, so children own sub-segments.
+ */
+class TreeGrower {
+  readonly tree: TreeParams = { feature: [], threshold: [], left: [], right: [], valueStart: [], valueClass: [], valueWeight: [] };
+  /** Each feature's row order restricted to this tree's rows. */
+  private readonly rows: Int32Array[];
+  private readonly goesLeft: Uint8Array;
+  private readonly buffer: Int32Array;
+  private readonly featureOrder: Int32Array;
+  private readonly nodeWeight: Float64Array;
+  private readonly leftWeight: Float64Array;
+  private readonly rightWeight: Float64Array;
+
+  constructor(
+    private readonly data: PreparedData,
+    private readonly weights: Float64Array,
+    private readonly nClasses: number,
+    private readonly options: TreeGrowthOptions,
+    private readonly rng: Rng,
+  ) {
+    // Node segments stay sorted because partitioning is stable.
+    this.rows = data.sortedRows.map((order) => order.filter((r) => weights[r]! > 0));
+    this.goesLeft = new Uint8Array(data.nRows);
+    this.buffer = new Int32Array(this.rows[0]!.length);
+    this.featureOrder = Int32Array.from({ length: data.nFeatures }, (_, f) => f);
+    this.nodeWeight = new Float64Array(nClasses);
+    this.leftWeight = new Float64Array(nClasses);
+    this.rightWeight = new Float64Array(nClasses);
+  }
+
+  grow(): TreeParams {
+    this.build(0, this.rows[0]!.length, 0);
+    this.tree.valueStart.push(this.tree.valueClass.length);
+    return this.tree;
+  }
+
+  /** Grows the subtree of the rows in segment `start .. end - 1`; returns its root node. */
+  private build(start: number, end: number, depth: number): number {
+    const { tree, options } = this;
     const node = tree.feature.length;
     tree.feature.push(-1);
     tree.threshold.push(0);
@@ -85,9 +131,27 @@ export function growTree(
     tree.right.push(-1);
     tree.valueStart.push(tree.valueClass.length);
 
+    const classes = this.countClasses(start, end);
+    if (depth >= options.maxDepth || end - start < options.minSamplesSplit || classes.nonEmpty <= 1) return this.makeLeaf(node);
+    const split = this.bestSplit(start, end, classes);
+    if (split === undefined) return this.makeLeaf(node);
+
+    this.partition(start, end, split);
+    const middle = split.position + 1;
+    tree.feature[node] = split.feature;
+    tree.threshold[node] = split.threshold;
+    tree.left[node] = this.build(start, middle, depth + 1);
+    tree.right[node] = this.build(middle, end, depth + 1);
+    return node;
+  }
+
+  /** Fills `nodeWeight` with the class weights of the segment. */
+  private countClasses(start: number, end: number): NodeClasses {
+    const { nodeWeight, weights } = this;
+    const labels = this.data.labels;
     nodeWeight.fill(0);
     let total = 0;
-    const anyOrder = rows[0]!;
+    const anyOrder = this.rows[0]!;
     for (let p = start; p < end; p++) {
       const r = anyOrder[p]!;
       nodeWeight[labels[r]!] = nodeWeight[labels[r]!]! + weights[r]!;
@@ -95,77 +159,97 @@ export function growTree(
     }
     let sumSquares = 0;
     let nonEmpty = 0;
-    for (let c = 0; c < nClasses; c++) {
+    for (let c = 0; c < this.nClasses; c++) {
       sumSquares += nodeWeight[c]! * nodeWeight[c]!;
       if (nodeWeight[c]! > 0) nonEmpty++;
     }
+    return { total, sumSquares, nonEmpty };
+  }
 
-    const makeLeaf = (): number => {
-      for (let c = 0; c < nClasses; c++) {
-        if (nodeWeight[c]! > 0) {
-          tree.valueClass.push(c);
-          tree.valueWeight.push(nodeWeight[c]!);
-        }
+  /** Makes `node` a leaf holding the class weights `countClasses` left in `nodeWeight`. */
+  private makeLeaf(node: number): number {
+    for (let c = 0; c < this.nClasses; c++) {
+      if (this.nodeWeight[c]! > 0) {
+        this.tree.valueClass.push(c);
+        this.tree.valueWeight.push(this.nodeWeight[c]!);
       }
-      return node;
-    };
-    if (depth >= options.maxDepth || end - start < options.minSamplesSplit || nonEmpty <= 1) return makeLeaf();
+    }
+    return node;
+  }
 
-    // Best split: maximise sum_L/W_L + sum_R/W_R of squared class weights, which is the same as
-    // minimising W_L * gini_L + W_R * gini_R; kept up to date in O(1) per row while scanning.
-    let bestScore = -Infinity;
-    let bestFeature = -1;
-    let bestPosition = -1;
-    let bestThreshold = 0;
+  /**
+   * Visits features in random order until `maxFeatures` non-constant ones were scanned; undefined
+   * when every feature is constant on the segment.
+   */
+  private bestSplit(start: number, end: number, classes: NodeClasses): Split | undefined {
+    const { featureOrder, rng } = this;
+    const { nFeatures, columns } = this.data;
+    const best: Split = { score: -Infinity, feature: -1, position: -1, threshold: 0 };
     let visited = 0;
-    for (let t = 0; t < nFeatures && visited < options.maxFeatures; t++) {
+    for (let t = 0; t < nFeatures && visited < this.options.maxFeatures; t++) {
       const pick = t + randomInt(rng, nFeatures - t);
       const f = featureOrder[pick]!;
       featureOrder[pick] = featureOrder[t]!;
       featureOrder[t] = f;
 
-      const segment = rows[f]!;
+      const segment = this.rows[f]!;
       const column = columns[f]!;
       if (column[segment[start]!]! === column[segment[end - 1]!]!) continue;
       visited++;
+      this.scanFeature(f, start, end, classes, best);
+    }
+    return best.feature < 0 ? undefined : best;
+  }
 
-      leftWeight.fill(0);
-      rightWeight.set(nodeWeight);
-      let leftSquares = 0;
-      let rightSquares = sumSquares;
-      let leftTotal = 0;
-      let rightTotal = total;
-      for (let p = start; p < end - 1; p++) {
-        const r = segment[p]!;
-        const w = weights[r]!;
-        const c = labels[r]!;
-        const l = leftWeight[c]!;
-        leftSquares += w * (2 * l + w);
-        leftWeight[c] = l + w;
-        const rw = rightWeight[c]!;
-        rightSquares += w * (w - 2 * rw);
-        rightWeight[c] = rw - w;
-        leftTotal += w;
-        rightTotal -= w;
-        const value = column[r]!;
-        const next = column[segment[p + 1]!]!;
-        if (value < next) {
-          const score = leftSquares / leftTotal + rightSquares / rightTotal;
-          if (score > bestScore) {
-            bestScore = score;
-            bestFeature = f;
-            bestPosition = p;
-            const mid = (value + next) / 2;
-            bestThreshold = mid === next ? value : mid;
-          }
+  /**
+   * Updates `best` with the best split of the segment on feature `f`. It maximises
+   * sum_L/W_L + sum_R/W_R of squared class weights, which is the same as minimising
+   * W_L * gini_L + W_R * gini_R; kept up to date in O(1) per row while scanning.
+   */
+  private scanFeature(f: number, start: number, end: number, classes: NodeClasses, best: Split): void {
+    const { leftWeight, rightWeight, weights } = this;
+    const labels = this.data.labels;
+    const segment = this.rows[f]!;
+    const column = this.data.columns[f]!;
+    leftWeight.fill(0);
+    rightWeight.set(this.nodeWeight);
+    let leftSquares = 0;
+    let rightSquares = classes.sumSquares;
+    let leftTotal = 0;
+    let rightTotal = classes.total;
+    for (let p = start; p < end - 1; p++) {
+      const r = segment[p]!;
+      const w = weights[r]!;
+      const c = labels[r]!;
+      const l = leftWeight[c]!;
+      leftSquares += w * (2 * l + w);
+      leftWeight[c] = l + w;
+      const rw = rightWeight[c]!;
+      rightSquares += w * (w - 2 * rw);
+      rightWeight[c] = rw - w;
+      leftTotal += w;
+      rightTotal -= w;
+      const value = column[r]!;
+      const next = column[segment[p + 1]!]!;
+      if (value < next) {
+        const score = leftSquares / leftTotal + rightSquares / rightTotal;
+        if (score > best.score) {
+          best.score = score;
+          best.feature = f;
+          best.position = p;
+          const mid = (value + next) / 2;
+          best.threshold = mid === next ? value : mid;
         }
       }
     }
-    if (bestFeature < 0) return makeLeaf();
+  }
 
-    const splitRows = rows[bestFeature]!;
-    for (let p = start; p < end; p++) goesLeft[splitRows[p]!] = p <= bestPosition ? 1 : 0;
-    for (const segment of rows) {
+  /** Partitions every feature's segment, stably, into the rows that go left and those that go right. */
+  private partition(start: number, end: number, split: Split): void {
+    const { goesLeft, buffer } = this;
+    const splitRows = this.rows[split.feature]!;
+    for (let p = start; p < end; p++) goesLeft[splitRows[p]!] = p <= split.position ? 1 : 0;
+    for (const segment of this.rows) {
       let write = start;
       let spill = 0;
       for (let p = start; p < end; p++) {
@@ -175,17 +259,7 @@ export function growTree(
       }
       segment.set(buffer.subarray(0, spill), write);
     }
-    const middle = bestPosition + 1;
-    tree.feature[node] = bestFeature;
-    tree.threshold[node] = bestThreshold;
-    tree.left[node] = build(start, middle, depth + 1);
-    tree.right[node] = build(middle, end, depth + 1);
-    return node;
-  };
-
-  build(0, nActive, 0);
-  tree.valueStart.push(tree.valueClass.length);
-  return tree;
+  }
 }
 
 /** A tree in typed arrays with leaf probabilities precomputed, for fast prediction. */

@@ -22,15 +22,11 @@ export interface LbfgsResult {
 
 export function minimiseLbfgs(objective: Objective, x0: Float64Array, options: LbfgsOptions): LbfgsResult {
   const n = x0.length;
-  const memory = options.memory ?? 10;
+  const history = new CurvatureHistory(options.memory ?? 10);
   const x = Float64Array.from(x0);
   const g = new Float64Array(n);
   let f = objective(x, g);
 
-  const sHistory: Float64Array[] = [];
-  const yHistory: Float64Array[] = [];
-  const rhoHistory: number[] = [];
-  const alpha = new Float64Array(memory);
   const direction = new Float64Array(n);
   const xNew = new Float64Array(n);
   const gNew = new Float64Array(n);
@@ -38,62 +34,11 @@ export function minimiseLbfgs(objective: Objective, x0: Float64Array, options: L
   for (let iteration = 0; iteration < options.maxIterations; iteration++) {
     if (maxAbs(g) < options.gradientTolerance) return { x, value: f, iterations: iteration, converged: true };
 
-    // Two-loop recursion: direction = -H * g.
-    direction.set(g);
-    for (let k = sHistory.length - 1; k >= 0; k--) {
-      alpha[k] = rhoHistory[k]! * dot(sHistory[k]!, direction);
-      axpy(-alpha[k]!, yHistory[k]!, direction);
-    }
-    if (sHistory.length > 0) {
-      const last = sHistory.length - 1;
-      const yLast = yHistory[last]!;
-      scale(direction, dot(sHistory[last]!, yLast) / dot(yLast, yLast));
-    } else {
-      scale(direction, 1 / Math.max(1, Math.sqrt(dot(g, g))));
-    }
-    for (let k = 0; k < sHistory.length; k++) {
-      const beta = rhoHistory[k]! * dot(yHistory[k]!, direction);
-      axpy(alpha[k]! - beta, sHistory[k]!, direction);
-    }
-    scale(direction, -1);
+    const slope = history.descentDirection(g, direction);
+    const fNew = lineSearch(objective, x, f, direction, slope, xNew, gNew);
+    if (fNew === undefined) return { x, value: f, iterations: iteration, converged: false };
 
-    let slope = dot(g, direction);
-    if (slope >= 0) {
-      // Curvature history went stale: restart from steepest descent.
-      sHistory.length = yHistory.length = rhoHistory.length = 0;
-      direction.set(g);
-      scale(direction, -1 / Math.max(1, Math.sqrt(dot(g, g))));
-      slope = dot(g, direction);
-    }
-
-    // Backtracking line search with the Armijo condition.
-    let step = 1;
-    let fNew = Number.NaN;
-    for (let attempt = 0; attempt < 40; attempt++) {
-      for (let i = 0; i < n; i++) xNew[i] = x[i]! + step * direction[i]!;
-      fNew = objective(xNew, gNew);
-      if (fNew <= f + 1e-4 * step * slope) break;
-      step *= 0.5;
-    }
-    if (!(fNew <= f + 1e-4 * step * slope)) return { x, value: f, iterations: iteration, converged: false };
-
-    const s = new Float64Array(n);
-    const yDiff = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      s[i] = xNew[i]! - x[i]!;
-      yDiff[i] = gNew[i]! - g[i]!;
-    }
-    const sy = dot(s, yDiff);
-    if (sy > 1e-12) {
-      if (sHistory.length === memory) {
-        sHistory.shift();
-        yHistory.shift();
-        rhoHistory.shift();
-      }
-      sHistory.push(s);
-      yHistory.push(yDiff);
-      rhoHistory.push(1 / sy);
-    }
+    history.add(x, xNew, g, gNew);
     const previous = f;
     x.set(xNew);
     g.set(gNew);
@@ -103,6 +48,100 @@ export function minimiseLbfgs(objective: Objective, x0: Float64Array, options: L
     }
   }
   return { x, value: f, iterations: options.maxIterations, converged: maxAbs(g) < options.gradientTolerance };
+}
+
+/**
+ * Backtracking line search with the Armijo condition: leaves the accepted point in `xNew` and its
+ * gradient in `gNew` and returns its value, or undefined when no step decreased f enough.
+ */
+function lineSearch(
+  objective: Objective,
+  x: Float64Array,
+  f: number,
+  direction: Float64Array,
+  slope: number,
+  xNew: Float64Array,
+  gNew: Float64Array,
+): number | undefined {
+  let step = 1;
+  let fNew = Number.NaN;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    for (let i = 0; i < x.length; i++) xNew[i] = x[i]! + step * direction[i]!;
+    fNew = objective(xNew, gNew);
+    if (fNew <= f + 1e-4 * step * slope) break;
+    step *= 0.5;
+  }
+  return fNew <= f + 1e-4 * step * slope ? fNew : undefined;
+}
+
+/** The last `memory` steps s and gradient changes y, which stand in for the inverse Hessian H. */
+class CurvatureHistory {
+  private readonly s: Float64Array[] = [];
+  private readonly y: Float64Array[] = [];
+  private readonly rho: number[] = [];
+  private readonly alpha: Float64Array;
+
+  constructor(private readonly memory: number) {
+    this.alpha = new Float64Array(memory);
+  }
+
+  /** Writes the search direction at gradient `g` into `direction`; returns the slope g . direction. */
+  descentDirection(g: Float64Array, direction: Float64Array): number {
+    this.twoLoop(g, direction);
+    let slope = dot(g, direction);
+    if (slope >= 0) {
+      // Curvature history went stale: restart from steepest descent.
+      this.s.length = this.y.length = this.rho.length = 0;
+      direction.set(g);
+      scale(direction, -1 / Math.max(1, Math.sqrt(dot(g, g))));
+      slope = dot(g, direction);
+    }
+    return slope;
+  }
+
+  /** Two-loop recursion: direction = -H * g. */
+  private twoLoop(g: Float64Array, direction: Float64Array): void {
+    const { s, y, rho, alpha } = this;
+    direction.set(g);
+    for (let k = s.length - 1; k >= 0; k--) {
+      alpha[k] = rho[k]! * dot(s[k]!, direction);
+      axpy(-alpha[k]!, y[k]!, direction);
+    }
+    if (s.length > 0) {
+      const last = s.length - 1;
+      const yLast = y[last]!;
+      scale(direction, dot(s[last]!, yLast) / dot(yLast, yLast));
+    } else {
+      scale(direction, 1 / Math.max(1, Math.sqrt(dot(g, g))));
+    }
+    for (let k = 0; k < s.length; k++) {
+      const beta = rho[k]! * dot(y[k]!, direction);
+      axpy(alpha[k]! - beta, s[k]!, direction);
+    }
+    scale(direction, -1);
+  }
+
+  /** Records the step from x to xNew; a pair without positive curvature is left out. */
+  add(x: Float64Array, xNew: Float64Array, g: Float64Array, gNew: Float64Array): void {
+    const n = x.length;
+    const s = new Float64Array(n);
+    const yDiff = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      s[i] = xNew[i]! - x[i]!;
+      yDiff[i] = gNew[i]! - g[i]!;
+    }
+    const sy = dot(s, yDiff);
+    if (sy > 1e-12) {
+      if (this.s.length === this.memory) {
+        this.s.shift();
+        this.y.shift();
+        this.rho.shift();
+      }
+      this.s.push(s);
+      this.y.push(yDiff);
+      this.rho.push(1 / sy);
+    }
+  }
 }
 
 function dot(a: Float64Array, b: Float64Array): number {

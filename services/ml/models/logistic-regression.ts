@@ -1,5 +1,5 @@
 import { checkFeatureVector, checkTrainingData } from './input-checks.js';
-import { minimiseLbfgs } from './lbfgs.js';
+import { type Objective, minimiseLbfgs } from './lbfgs.js';
 import { expectFiniteArray, expectInteger, expectParamsOf } from './params-check.js';
 import { softmaxInPlace } from './softmax.js';
 import { Standardiser, fitStandardiser, type StandardiserParams } from './standardiser.js';
@@ -90,22 +90,45 @@ export function fitLogisticRegression(
 ): LogisticRegression {
   const nFeatures = checkTrainingData(X, y, nClasses);
   const l2 = options.l2 ?? 1;
-  const n = X.length;
   const standardiserParams = (options.standardise ?? true) ? fitStandardiser(X, nFeatures) : null;
-  const standardiser = standardiserParams === null ? null : new Standardiser(standardiserParams);
+  const data = flatInputs(X, nFeatures, standardiserParams);
+  const nWeights = nClasses * nFeatures;
+  const objective = penalisedCrossEntropy(data, y, X.length, nFeatures, nClasses, l2);
 
-  // One flat row-major copy of the (standardised) inputs keeps the inner loops cache friendly.
-  const data = new Float64Array(n * nFeatures);
+  const { x: theta } = minimiseLbfgs(objective, new Float64Array(nWeights + nClasses), {
+    maxIterations: options.maxIterations ?? 300,
+    gradientTolerance: options.gradientTolerance ?? 1e-5,
+  });
+  return new LogisticRegression({
+    family: 'logistic-regression',
+    nClasses,
+    nFeatures,
+    standardiser: standardiserParams,
+    weights: Array.from(theta.subarray(0, nWeights)),
+    intercepts: Array.from(theta.subarray(nWeights)),
+  });
+}
+
+/** One flat row-major copy of the (standardised) inputs keeps the inner loops cache friendly. */
+function flatInputs(X: readonly ArrayLike<number>[], nFeatures: number, standardiserParams: StandardiserParams | null): Float64Array {
+  const standardiser = standardiserParams === null ? null : new Standardiser(standardiserParams);
+  const data = new Float64Array(X.length * nFeatures);
   X.forEach((row, i) => {
     const target = data.subarray(i * nFeatures, (i + 1) * nFeatures);
     if (standardiser === null) target.set(row);
     else standardiser.transform(row, target);
   });
+  return data;
+}
 
+/**
+ * Mean cross-entropy of the softmax + l2 / (2n) * ||W||^2 and its gradient, over the `n` rows of
+ * `data`; theta = [weights (nClasses x nFeatures), intercepts (nClasses)].
+ */
+function penalisedCrossEntropy(data: Float64Array, y: ArrayLike<number>, n: number, nFeatures: number, nClasses: number, l2: number): Objective {
   const nWeights = nClasses * nFeatures;
   const scores = new Float64Array(nClasses);
-  // theta = [weights (nClasses x nFeatures), intercepts (nClasses)]
-  const objective = (theta: Float64Array, gradient: Float64Array): number => {
+  return (theta, gradient) => {
     gradient.fill(0);
     let loss = 0;
     for (let i = 0; i < n; i++) {
@@ -141,17 +164,4 @@ export function fitLogisticRegression(
     for (let c = 0; c < nClasses; c++) gradient[nWeights + c] = gradient[nWeights + c]! / n;
     return loss / n + (l2 / (2 * n)) * penalty;
   };
-
-  const { x: theta } = minimiseLbfgs(objective, new Float64Array(nWeights + nClasses), {
-    maxIterations: options.maxIterations ?? 300,
-    gradientTolerance: options.gradientTolerance ?? 1e-5,
-  });
-  return new LogisticRegression({
-    family: 'logistic-regression',
-    nClasses,
-    nFeatures,
-    standardiser: standardiserParams,
-    weights: Array.from(theta.subarray(0, nWeights)),
-    intercepts: Array.from(theta.subarray(nWeights)),
-  });
 }

@@ -51,21 +51,8 @@ export function artifactToOnnx(artifact: ModelArtifact, options: OnnxExportOptio
   const classes = artifact.classes;
   const probabilities = options.zipMap === true ? 'probability_tensor' : ONNX_NAMES.probabilities;
   const label = options.zipMap === true ? 'output_label' : ONNX_NAMES.label;
-  let nodes: Node[];
   const params = artifact.params;
-  switch (params.family) {
-    case 'logistic-regression':
-      nodes = linearNodes(params, classes, label, probabilities);
-      break;
-    case 'decision-tree':
-      nodes = treeEnsembleNodes([params.tree], params, classes, label, probabilities);
-      break;
-    case 'random-forest':
-      nodes = treeEnsembleNodes(params.trees, params, classes, label, probabilities);
-      break;
-    default:
-      throw new ArtifactError(`no ONNX export for the ${artifact.family} family (exportable: ${ONNX_EXPORTABLE.join(', ')})`);
-  }
+  const nodes = modelNodes(artifact, label, probabilities);
   const outputs: ValueInfo[] = [tensorInfo(label, ELEM.STRING, ['N'])];
   if (options.zipMap === true) {
     nodes.push(node('ZipMap', [probabilities], ['output_probability'], [strings('classlabels_strings', classes)]));
@@ -95,6 +82,21 @@ export function artifactToOnnx(artifact: ModelArtifact, options: OnnxExportOptio
     metadata,
     docString: `${artifact.modelId} ${artifact.version} (${artifact.family}, trained on ${artifact.dataset})`,
   });
+}
+
+/** The nodes computing the label and the probabilities from the input. */
+function modelNodes(artifact: ModelArtifact, label: string, probabilities: string): Node[] {
+  const { params, classes } = artifact;
+  switch (params.family) {
+    case 'logistic-regression':
+      return linearNodes(params, classes, label, probabilities);
+    case 'decision-tree':
+      return treeEnsembleNodes([params.tree], params, classes, label, probabilities);
+    case 'random-forest':
+      return treeEnsembleNodes(params.trees, params, classes, label, probabilities);
+    default:
+      throw new ArtifactError(`no ONNX export for the ${artifact.family} family (exportable: ${ONNX_EXPORTABLE.join(', ')})`);
+  }
 }
 
 /** Writes the artifact's ONNX form to `path` (through a temporary file and a rename). */
@@ -190,20 +192,85 @@ function treeEnsembleNodes(
   label: string,
   probabilities: string,
 ): Node[] {
-  const a = {
-    treeIds: [] as number[],
-    nodeIds: [] as number[],
-    featureIds: [] as number[],
-    values: [] as number[],
-    modes: [] as string[],
-    trueIds: [] as number[],
-    falseIds: [] as number[],
-    classTree: [] as number[],
-    classNode: [] as number[],
-    classIds: [] as number[],
-    classWeights: [] as number[],
-  };
   const binary = classes.length === 2;
+  const a = flattenTrees(trees, binary);
+  if (classes.length !== params.nClasses) throw new ArtifactError(`${classes.length} class labels for a model of ${params.nClasses} classes`);
+  const nodeAttributes = [
+    ints('nodes_treeids', a.treeIds),
+    ints('nodes_nodeids', a.nodeIds),
+    ints('nodes_featureids', a.featureIds),
+    doubles('nodes_values_as_tensor', a.values),
+    strings('nodes_modes', a.modes),
+    ints('nodes_truenodeids', a.trueIds),
+    ints('nodes_falsenodeids', a.falseIds),
+  ];
+  if (binary) return twoClassTreeNodes(nodeAttributes, a, classes, label, probabilities);
+  return [
+    node('TreeEnsembleClassifier', [ONNX_NAMES.input], [label, probabilities], [
+      ...nodeAttributes,
+      ints('class_treeids', a.classTree),
+      ints('class_nodeids', a.classNode),
+      ints('class_ids', a.classIds),
+      doubles('class_weights_as_tensor', a.classWeights),
+      strings('classlabels_strings', classes),
+      text('post_transform', 'NONE'),
+    ]),
+  ];
+}
+
+/**
+ * onnxruntime's TreeEnsembleClassifier rewrites two-class scores in ways that depend on which
+ * classes carry weights and on base values; a regressor summing the second class's share is
+ * exact, and [1 - s, s] follows in plain operators.
+ */
+function twoClassTreeNodes(nodeAttributes: Attribute[], a: FlatTrees, classes: readonly string[], label: string, probabilities: string): Node[] {
+  return [
+    node('TreeEnsembleRegressor', [ONNX_NAMES.input], ['positive'], [
+      ...nodeAttributes,
+      ints('target_treeids', a.classTree),
+      ints('target_nodeids', a.classNode),
+      ints('target_ids', a.classIds),
+      doubles('target_weights_as_tensor', a.classWeights),
+      { name: 'n_targets', type: ATTR.INT, i: 1 },
+      text('aggregate_function', 'SUM'),
+      text('post_transform', 'NONE'),
+    ]),
+    node('Sub', ['one', 'positive'], ['negative'], [], ''),
+    node('Concat', ['negative', 'positive'], [probabilities], [{ name: 'axis', type: ATTR.INT, i: 1 }], ''),
+    ...labelNodes(probabilities, classes, label),
+  ];
+}
+
+/** The tree-ensemble operators' attribute arrays: one entry per node, and one per leaf class weight. */
+interface FlatTrees {
+  treeIds: number[];
+  nodeIds: number[];
+  featureIds: number[];
+  values: number[];
+  modes: string[];
+  trueIds: number[];
+  falseIds: number[];
+  classTree: number[];
+  classNode: number[];
+  classIds: number[];
+  classWeights: number[];
+}
+
+/** With `binary`, only the second class's weights are kept, as target 0 of a regressor. */
+function flattenTrees(trees: readonly TreeParams[], binary: boolean): FlatTrees {
+  const a: FlatTrees = {
+    treeIds: [],
+    nodeIds: [],
+    featureIds: [],
+    values: [],
+    modes: [],
+    trueIds: [],
+    falseIds: [],
+    classTree: [],
+    classNode: [],
+    classIds: [],
+    classWeights: [],
+  };
   trees.forEach((tree, t) => {
     for (let n = 0; n < tree.feature.length; n++) {
       const leaf = tree.feature[n]! < 0;
@@ -228,47 +295,7 @@ function treeEnsembleNodes(
       }
     }
   });
-  if (classes.length !== params.nClasses) throw new ArtifactError(`${classes.length} class labels for a model of ${params.nClasses} classes`);
-  const nodeAttributes = [
-    ints('nodes_treeids', a.treeIds),
-    ints('nodes_nodeids', a.nodeIds),
-    ints('nodes_featureids', a.featureIds),
-    doubles('nodes_values_as_tensor', a.values),
-    strings('nodes_modes', a.modes),
-    ints('nodes_truenodeids', a.trueIds),
-    ints('nodes_falsenodeids', a.falseIds),
-  ];
-  if (binary) {
-    // onnxruntime's TreeEnsembleClassifier rewrites two-class scores in ways that depend on which
-    // classes carry weights and on base values; a regressor summing the second class's share is
-    // exact, and [1 - s, s] follows in plain operators.
-    return [
-      node('TreeEnsembleRegressor', [ONNX_NAMES.input], ['positive'], [
-        ...nodeAttributes,
-        ints('target_treeids', a.classTree),
-        ints('target_nodeids', a.classNode),
-        ints('target_ids', a.classIds),
-        doubles('target_weights_as_tensor', a.classWeights),
-        { name: 'n_targets', type: ATTR.INT, i: 1 },
-        text('aggregate_function', 'SUM'),
-        text('post_transform', 'NONE'),
-      ]),
-      node('Sub', ['one', 'positive'], ['negative'], [], ''),
-      node('Concat', ['negative', 'positive'], [probabilities], [{ name: 'axis', type: ATTR.INT, i: 1 }], ''),
-      ...labelNodes(probabilities, classes, label),
-    ];
-  }
-  return [
-    node('TreeEnsembleClassifier', [ONNX_NAMES.input], [label, probabilities], [
-      ...nodeAttributes,
-      ints('class_treeids', a.classTree),
-      ints('class_nodeids', a.classNode),
-      ints('class_ids', a.classIds),
-      doubles('class_weights_as_tensor', a.classWeights),
-      strings('classlabels_strings', classes),
-      text('post_transform', 'NONE'),
-    ]),
-  ];
+  return a;
 }
 
 /** The label of the most probable class (the first on ties), as a string. */
