@@ -3,8 +3,8 @@ import { DELIVERY_MODES, type DeliveryMode } from '../services/core/ensemble-con
 import { ConfigError } from '../services/shared/errors.js';
 import { positiveInt } from '../services/shared/runtime-config.js';
 
-export type ProfileName = 'synthetic' | 'letter' | 'dead-model';
-const PROFILES: readonly ProfileName[] = ['synthetic', 'letter', 'dead-model'];
+export type ProfileName = 'synthetic' | 'letter' | 'dead-model' | 'colocated' | 'letter-colocated';
+const PROFILES: readonly ProfileName[] = ['synthetic', 'letter', 'dead-model', 'colocated', 'letter-colocated'];
 
 export interface BenchOptions {
   /** Measured requests per phase. */
@@ -44,7 +44,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --rate N             offered rate of the fixed-rate phase, req/s (2000)
   --warmup N           unmeasured requests before each profile's phases (2000)
   --repeat N           runs of each phase; the table shows medians (1)
-  --profile LIST       synthetic,letter,dead-model (all)
+  --profile LIST       synthetic,letter,dead-model,colocated,letter-colocated (all; colocated: the same
+                       models in one worker process instead of one process per model)
   --classes N          probabilities per synthetic answer (26, like letter)
   --no-ceiling         skip the raw broker measurements
   --ceiling-records N  records per raw broker measurement (100000)

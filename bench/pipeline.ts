@@ -9,6 +9,7 @@ import { spawnService, type ServiceProcess, waitForGroups } from '../services/cl
 import { readManifest } from '../services/cli/training.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import { GROUPS } from '../services/shared/topics.js';
+import { colocatedBase, colocatedProfile } from './colocated.js';
 import type { BenchOptions, ProfileName } from './options.js';
 
 /** The models of one profile and the aggregator config that fuses them. */
@@ -22,6 +23,8 @@ export interface Profile {
 const LETTER_FAMILIES = ['knn', 'random-forest', 'logistic-regression'];
 
 export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line: string) => void): Promise<Profile> {
+  const base = colocatedBase(name);
+  if (base !== undefined) return colocatedProfile(await loadProfile(base, o, say));
   if (name === 'dead-model') {
     // Three synthetic models expected, one never started, and a breaker that never opens: every
     // request waits for its deadline, so the phase measures how late deadlines are.

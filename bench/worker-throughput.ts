@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readManifest } from '../services/cli/training.js';
 import { exportOnnxModels } from '../services/cli/onnx-models.js';
@@ -18,8 +19,8 @@ import { ModelWorker } from '../services/worker/worker.js';
  * per second of one worker on the same trained letter artifact, built-in and as its ONNX export. A
  * features topic is filled first; the worker (in this process, on the real broker) then drains it
  * from the beginning and the time from its start to its last acknowledged prediction is measured.
- * Also the model call alone (no Kafka): the built-in model row by row, onnxruntime one call per
- * batch of `--batch` rows. Medians of `--repeat` runs. Needs `train --onnx` first (run if missing)
+ * Also the model call alone (no Kafka), as the worker makes it: one call per batch of `--batch`
+ * rows (built-in models and onnxruntime alike). Medians of `--repeat` runs. Needs `train --onnx` first (run if missing)
  * and Kafka at KAFKA_BROKERS.
  */
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -38,7 +39,7 @@ async function main(argv: string[]): Promise<void> {
   const repeat = Number(values.repeat ?? 3);
   const batch = Number(values.batch ?? 200);
   if (![requests, repeat, batch].every((n) => Number.isInteger(n) && n > 0)) throw new ConfigError('--requests, --repeat and --batch take positive integers');
-  const families = (values.families ?? 'logistic-regression,decision-tree,random-forest').split(',');
+  const families = (values.families ?? 'logistic-regression,decision-tree,random-forest,knn').split(',');
   const runtime = readRuntimeConfig();
   const logger = createLogger('bench', 'error');
   const manifest = await readManifest('letter');
@@ -63,24 +64,24 @@ async function main(argv: string[]): Promise<void> {
     await producer.send({ topic: topics.features, messages, acks: -1 });
   }
   await producer.disconnect();
-  say(`worker throughput: ${requests} letter feature events on ${runtime.partitions} partitions, ${repeat} runs each, medians`);
+  say(`worker throughput: ${requests} letter feature events on ${runtime.partitions} partitions, ${repeat} runs each, medians; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
   const lines: string[] = [];
-  lines.push('| model | runner | predictions/s through Kafka | model call alone, rows/s |', '|---|---|---|---|');
+  lines.push('| model | runner | predictions/s through Kafka | model call alone, rows/s | us per row |', '|---|---|---|---|---|');
   for (const family of families) {
     const m = manifest.models.find((x) => x.family === family);
-    const onnxPath = onnx.get(m?.modelId ?? '');
-    if (m === undefined || onnxPath === undefined) throw new ConfigError(`no ${family} model with an ONNX export`);
-    for (const kind of ['built-in', 'onnx'] as const) {
-      const load = (): Promise<ModelRunner> => (kind === 'onnx' ? OnnxRunner.load(onnxPath) : BuiltinRunner.load(m.artifactPath));
+    if (m === undefined) throw new ConfigError(`no ${family} model`);
+    // k-NN has no ONNX export (train --onnx says why): built-in only.
+    const onnxPath = onnx.get(m.modelId);
+    for (const kind of onnxPath === undefined ? (['built-in'] as const) : (['built-in', 'onnx'] as const)) {
+      const load = (): Promise<ModelRunner> => (kind === 'onnx' ? OnnxRunner.load(onnxPath!) : BuiltinRunner.load(m.artifactPath));
       const throughputs: number[] = [];
       const callRates: number[] = [];
       for (let r = 0; r < repeat; r++) {
         const runner = await load();
         // The model call alone, as the worker makes it.
         const started = performance.now();
-        if (runner.predictBatch !== undefined) for (let i = 0; i < rows.length; i += batch) await runner.predictBatch(rows.slice(i, i + batch));
-        else for (const row of rows) await runner.predict(row);
+        for (let i = 0; i < rows.length; i += batch) await runner.predictBatch!(rows.slice(i, i + batch));
         callRates.push(rows.length / ((performance.now() - started) / 1000));
         // Through Kafka: a fresh group drains the filled topic.
         const worker = new ModelWorker({ kafka, topics, runner, logger, groupId: `${topics.features}-${family}-${kind}-${r}`, fetch: runtime.fetch });
@@ -92,7 +93,8 @@ async function main(argv: string[]): Promise<void> {
         if (worker.stats.errors > 0) throw new Error(`${family} ${kind}: ${worker.stats.errors} errors`);
         throughputs.push(requests / seconds);
       }
-      const line = `| ${m.modelId} | ${kind} | ${Math.round(median(throughputs)).toLocaleString('en')} (${throughputs.map((t) => Math.round(t)).join(', ')}) | ${Math.round(median(callRates)).toLocaleString('en')} |`;
+      const callRate = median(callRates);
+      const line = `| ${m.modelId} | ${kind} | ${Math.round(median(throughputs)).toLocaleString('en')} (${throughputs.map((t) => Math.round(t)).join(', ')}) | ${Math.round(callRate).toLocaleString('en')} | ${(1e6 / callRate).toFixed(1)} |`;
       say(line);
       lines.push(line);
     }

@@ -8,7 +8,7 @@ import { runEvaluator } from '../evaluator/main.js';
 import { runModelServer } from '../model-server/main.js';
 import { selectEnsemble, selectFromPredictionFiles } from '../selection/select-ensemble.js';
 import { sweepSeeds } from '../selection/seed-sweep.js';
-import { runBuiltinWorker, runOnnxWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
+import { runBuiltinWorker, runColocatedWorker, runOnnxWorker, runRemoteWorker, runSyntheticWorker } from '../worker/main.js';
 import { DATASET_USAGE, builtinDataset, datasetFromArgs, datasetName } from './dataset-args.js';
 import { runDemo } from './demo.js';
 import { clusterEnv, infraDown, infraUp } from './local-infra.js';
@@ -33,10 +33,13 @@ commands:
               choose models, strategy and weights from your models' held-out predictions (CSV or JSON lines)
               DATA: ${DATASET_USAGE}
   worker      --artifact FILE [--model-id ID]          run one built-in model
+              --artifact FILE --artifact FILE ... [--onnx FILE ...]
+                                                           serve several models from one consumer (co-located;
+                                                           a FILE ending in .onnx runs with onnxruntime)
               --remote URL --model NAME [--model-id ID]  run one model served over V2 REST (KServe)
               --onnx FILE [--classes A,B,...] [--task classification|regression] [--output NAME] [--model-id ID]
                                                            run an ONNX model (onnxruntime, one inference per batch)
-              --synthetic CLASSES --model-id ID            run a synthetic model (for benchmarks)
+              --synthetic CLASSES --model-id ID[,ID...]    run synthetic models (for benchmarks; several: co-located)
   model-server --artifact FILE [--artifact FILE ...] [--port N]
               serve built-in models over the Open Inference Protocol (V2 REST)
   aggregator  --config FILE                            run one fusion aggregator instance
@@ -121,8 +124,14 @@ async function main(argv: string[]): Promise<void> {
       // `--predictions a.csv b.csv` (a shell glob) leaves every file after the first as a positional.
       if (positionals.length > 0 && values.predictions === undefined) throw new ConfigError(`select: unexpected argument "${positionals[0]}"`);
       return select({ ...values, ...(values.predictions === undefined ? {} : { predictions: [...values.predictions, ...positionals] }) });
-    case 'worker':
-      if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id'));
+    case 'worker': {
+      if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id').split(','));
+      const files = [...(values.artifact ?? []), ...(values.onnx === true ? positionals : [])];
+      if (files.length > 1) {
+        const single = (['model-id', 'classes', 'task', 'output'] as const).filter((flag) => values[flag] !== undefined);
+        if (single.length > 0) throw new ConfigError(`--${single.join(', --')} apply to one model; co-located models take their ids and classes from their files`);
+        return runColocatedWorker(files);
+      }
       if (values.onnx === true) {
         const task = values.task;
         if (task !== undefined && task !== 'classification' && task !== 'regression') throw new ConfigError(`--task: "${task}" is not classification or regression`);
@@ -135,6 +144,7 @@ async function main(argv: string[]): Promise<void> {
       }
       if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
       return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
+    }
     case 'model-server':
       return runModelServer({
         artifactPaths: values.artifact ?? [],

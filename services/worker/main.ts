@@ -20,9 +20,20 @@ export async function runOnnxWorker(path: string, options: OnnxRunnerOptions = {
   await runWorker(await OnnxRunner.load(path, options), env);
 }
 
-/** Starts one worker for a synthetic model (answers derived from the features; for benchmarks). */
-export async function runSyntheticWorker(classCount: number, modelId: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  await runWorker(new SyntheticRunner(modelId, classCount), env);
+/** Starts one worker for synthetic models (answers derived from the features; for benchmarks), several co-located if given. */
+export async function runSyntheticWorker(classCount: number, modelIds: string | readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const ids = typeof modelIds === 'string' ? [modelIds] : modelIds;
+  await runWorker(ids.map((id) => new SyntheticRunner(id, classCount)), env);
+}
+
+/**
+ * Starts one worker serving several models from one consumer (co-located): built-in artifacts, and
+ * ONNX models by their `.onnx` name. Each keeps its id, breaker, dead letters and predictions.
+ */
+export async function runColocatedWorker(paths: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const runners: ModelRunner[] = [];
+  for (const path of paths) runners.push(path.endsWith('.onnx') ? await OnnxRunner.load(path) : await BuiltinRunner.load(path));
+  await runWorker(runners, env);
 }
 
 /** The worker's breaker times a whole remote call out after this; retries must fit inside. */
@@ -34,11 +45,12 @@ export async function runRemoteWorker(baseUrl: string, model: string, modelId: s
   await runWorker(runner, env, REMOTE_BREAKER_TIMEOUT_MS);
 }
 
-async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
+async function runWorker(runner: ModelRunner | readonly ModelRunner[], env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const limits = readRequestLimits(env);
-  const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
-  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
+  const name = (Array.isArray(runner) ? runner : [runner as ModelRunner]).map((r) => r.modelId).join('+');
+  const logger = createLogger('worker', runtime.logLevel, { model: name, instance: runtime.instanceId });
+  const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${name}-${runtime.instanceId}`, logger });
   const worker = new ModelWorker({
     kafka,
     topics: runtime.topics,
@@ -47,8 +59,8 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
     fetch: runtime.fetch,
     limits,
     sessionTimeoutMs: runtime.groups.sessionTimeoutMs,
-    onFatal: exitProcess(`worker ${runner.modelId}`, logger),
+    onFatal: exitProcess(`worker ${name}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });
-  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
+  await runUntilSignal(`worker ${name}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
 }

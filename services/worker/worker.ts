@@ -1,26 +1,31 @@
-import CircuitBreaker from 'opossum';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
-import { ConfigError, describeError, EnsembleError, InvalidMessageError } from '../shared/errors.js';
+import { ConfigError, describeError, InvalidMessageError } from '../shared/errors.js';
 import { decodeKeyed, rejectMessage } from '../shared/ingress.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
-import { probabilitiesProblem, valueProblem } from '../shared/model-output.js';
 import { PoisonGuard } from '../shared/poison-guard.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
-import type { FeatureEvent, Prediction } from '../shared/records.js';
+import type { FeatureEvent } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import { REQUEST_LIMITS, type RequestLimits } from './config.js';
-import type { ModelAnswer, ModelRunner } from './model-runner.js';
+import { type AcceptedEvent, type BreakerOptions, emptyStats, ModelLane, type WorkerStats } from './model-lane.js';
+import type { ModelRunner } from './model-runner.js';
 import { PeriodicOffsetCommits } from './offset-commits.js';
+
+export type { BreakerOptions, WorkerStats } from './model-lane.js';
 
 export interface WorkerOptions {
   kafka: Kafka;
   topics: Topics;
-  runner: ModelRunner;
+  /**
+   * The model, or several served from one consumer (co-located): one fetch and one produce for
+   * all, each model with its own id, breaker, checks, dead letters, stats and predictions.
+   */
+  runner: ModelRunner | readonly ModelRunner[];
   logger: Logger;
-  /** @defaultValue the model's own group, so every model sees every request */
+  /** @defaultValue the model's own group (co-located: the models' ids joined by `+`), so every model sees every request */
   groupId?: string;
   /** Feature events larger than this go to the dead-letter topic unread. @defaultValue REQUEST_LIMITS */
   maxMessageBytes?: number;
@@ -37,29 +42,6 @@ export interface WorkerOptions {
   commitIntervalMs?: number;
   /** Consumer group session timeout: how soon a dead worker's partitions move, ms. @defaultValue 4000 */
   sessionTimeoutMs?: number;
-}
-
-/** The worker's breaker around its model call (opossum options of the same names). */
-export interface BreakerOptions {
-  /** A model call slower than this fails, ms. @defaultValue 1000 */
-  timeout?: number;
-  /** Failure percentage in the rolling window that opens the breaker. @defaultValue 50 */
-  errorThresholdPercentage?: number;
-  /** How long the breaker stays open before a trial call, ms. @defaultValue 5000 */
-  resetTimeout?: number;
-  /** Calls in the window before the percentage counts. @defaultValue 10 */
-  volumeThreshold?: number;
-}
-
-export interface WorkerStats {
-  predictions: number;
-  errors: number;
-  abstains: number;
-  deadLetters: number;
-  /** Dead letters by reason code (INVALID_TIMESTAMP, INVALID_DEADLINE, OVERSIZED, ...). */
-  deadLettersByReason: Record<string, number>;
-  /** Answers of the model that were no valid output (published as ERROR predictions; also in `errors`). */
-  invalidOutputs: number;
 }
 
 /** Most partitions whose batches are handled at the same time (kafkajs starts a worker for each). */
@@ -85,13 +67,13 @@ interface RoundBatch {
  * second (at least once; the aggregator drops duplicates).
  */
 export class ModelWorker {
-  readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0, deadLettersByReason: {}, invalidOutputs: 0 };
-  readonly breaker: CircuitBreaker<[readonly number[], string], ModelAnswer>;
-  /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
-  private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
+  /** One per model, in the order given. */
+  readonly lanes: readonly ModelLane[];
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly service: string;
+  /** The models' ids joined by `+`: names the group, the service and the logs. */
+  private readonly modelIds: string;
   private readonly round = new FetchRound<RoundBatch>((batches) => this.flush(batches));
   private readonly commits: PeriodicOffsetCommits;
   private readonly guard: PoisonGuard;
@@ -99,10 +81,15 @@ export class ModelWorker {
   private running = false;
 
   constructor(private readonly o: WorkerOptions) {
-    const { runner } = o;
-    this.service = `worker:${runner.modelId}`;
+    const runners: readonly ModelRunner[] = Array.isArray(o.runner) ? o.runner : [o.runner as ModelRunner];
+    const ids = runners.map((r) => r.modelId);
+    if (runners.length === 0) throw new ConfigError('a worker needs at least one model');
+    if (new Set(ids).size !== ids.length) throw new ConfigError(`a worker serves each model once; given ${ids.join(', ')}`);
+    this.lanes = runners.map((runner) => new ModelLane(runner, o.breaker ?? {}, o.logger, o.concurrency ?? 64));
+    this.modelIds = ids.join('+');
+    this.service = `worker:${this.modelIds}`;
     this.consumer = o.kafka.consumer({
-      groupId: o.groupId ?? GROUPS.worker(runner.modelId),
+      groupId: o.groupId ?? GROUPS.worker(this.modelIds),
       ...fetchOptions(o.fetch),
       // A round's predictions go out only once all of it is predicted: a backlog fetch of the default
       // 1 MiB per partition (thousands of requests) would hold them back for seconds with a slow model.
@@ -121,26 +108,22 @@ export class ModelWorker {
       (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
     );
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.commits.retain(new Map(Object.entries(payload.memberAssignment))));
-    const breakerOptions = {
-      timeout: o.breaker?.timeout ?? 1000,
-      errorThresholdPercentage: o.breaker?.errorThresholdPercentage ?? 50,
-      resetTimeout: o.breaker?.resetTimeout ?? 5000,
-      volumeThreshold: o.breaker?.volumeThreshold ?? 10,
-      // Bad input says nothing about the model's health.
-      errorFilter: (error: unknown) => error instanceof EnsembleError && !error.retriable,
-      name: runner.modelId,
-      // Per-call latency lists cost memory on every call, and opossum sorts them all on every failure.
-      rollingPercentilesEnabled: false,
-    };
-    this.breaker = new CircuitBreaker((features: readonly number[], requestId: string) => runner.predict(features, requestId), breakerOptions);
-    const batch = runner.predictBatch?.bind(runner);
-    this.batchBreaker = batch === undefined ? undefined : new CircuitBreaker(batch, breakerOptions);
-    const transition = (state: string) => () => o.logger.warn(`model breaker ${state}`, { model: runner.modelId });
-    for (const breaker of [this.breaker, this.batchBreaker]) {
-      breaker?.on('open', transition('open'));
-      breaker?.on('halfOpen', transition('half-open'));
-      breaker?.on('close', transition('closed'));
+  }
+
+  /** Totals over the models (one model: its own). */
+  get stats(): WorkerStats {
+    if (this.lanes.length === 1) return this.lanes[0]!.stats;
+    const total = emptyStats();
+    for (const { stats } of this.lanes) {
+      for (const key of ['predictions', 'errors', 'abstains', 'deadLetters', 'invalidOutputs'] as const) total[key] += stats[key];
+      for (const [code, n] of Object.entries(stats.deadLettersByReason)) total.deadLettersByReason[code] = (total.deadLettersByReason[code] ?? 0) + n;
     }
+    return total;
+  }
+
+  /** The first model's breaker (the only one, unless co-located). */
+  get breaker(): ModelLane['breaker'] {
+    return this.lanes[0]!.breaker;
   }
 
   async start(): Promise<void> {
@@ -157,7 +140,7 @@ export class ModelWorker {
     });
     this.commits.start();
     this.running = true;
-    this.o.logger.info('worker started', { model: this.o.runner.modelId, version: this.o.runner.modelVersion });
+    this.o.logger.info('worker started', { model: this.modelIds, version: this.lanes.map((l) => l.runner.modelVersion).join('+') });
   }
 
   async stop(): Promise<void> {
@@ -169,9 +152,8 @@ export class ModelWorker {
     }
     await this.consumer.disconnect();
     await this.producer.disconnect();
-    this.breaker.shutdown();
-    this.batchBreaker?.shutdown();
-    await this.o.runner.close?.();
+    for (const lane of this.lanes) lane.shutdown();
+    for (const lane of this.lanes) await lane.runner.close?.();
   }
 
   private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
@@ -180,35 +162,53 @@ export class ModelWorker {
     let joined = false;
     try {
       const { topic, partition } = batch;
-      const predictions: Message[] = [];
-      const deadLetters: Message[] = [];
-      const accepted: { event: FeatureEvent; receivedAtMs: number }[] = [];
-      const reasons: string[] = [];
-      for (const m of batch.messages) {
-        const receivedAtMs = Date.now();
-        try {
-          accepted.push({ event: this.accept(m, receivedAtMs), receivedAtMs });
-        } catch (error) {
-          if (!(error instanceof InvalidMessageError)) throw error;
-          deadLetters.push(rejectMessage(batch, m, error, this.service, receivedAtMs, this.o.logger));
-          reasons.push(error.code);
-        }
-      }
-      const results =
-        this.batchBreaker === undefined
-          ? await mapLimited(accepted, this.o.concurrency ?? 64, ({ event, receivedAtMs }) => this.predict(event, receivedAtMs))
-          : await this.predictBatch(this.batchBreaker, accepted);
+      const { accepted, deadLetters, refused } = this.sort(batch);
+      // Side by side: a model that fails answers ERROR at once and holds no other model's answers.
+      const results = (await Promise.all(this.lanes.map((lane, i) => lane.predictAll(accepted[i]!)))).flat();
       // The feature event's partition number: every model's answer to a request meets on one
       // predictions partition whatever partitioner wrote the request (checkPartitions).
-      for (const p of results) predictions.push({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers, partition });
+      const predictions: Message[] = results.map((p) => ({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers, partition }));
       const last = batch.messages[batch.messages.length - 1];
       joined = true;
       await this.round.join({ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString(), predictions, deadLetters });
-      this.stats.deadLetters += deadLetters.length;
-      for (const code of reasons) this.stats.deadLettersByReason[code] = (this.stats.deadLettersByReason[code] ?? 0) + 1;
+      for (const { lane, code } of refused) lane.countDeadLetter(code);
     } finally {
       if (!joined) this.round.leave();
     }
+  }
+
+  /**
+   * Each model's accepted events and every model's own dead letters, as separate workers would
+   * write them: the shared checks refuse an event for all, a model's own (feature count) for it alone.
+   */
+  private sort(batch: EachBatchPayload['batch']) {
+    const deadLetters: Message[] = [];
+    const refused: { lane: ModelLane; code: string }[] = [];
+    const accepted = this.lanes.map((): AcceptedEvent[] => []);
+    for (const m of batch.messages) {
+      const receivedAtMs = Date.now();
+      const refuse = (lane: ModelLane, error: unknown) => {
+        if (!(error instanceof InvalidMessageError)) throw error;
+        deadLetters.push(rejectMessage(batch, m, error, lane.service, receivedAtMs, this.o.logger));
+        refused.push({ lane, code: error.code });
+      };
+      let event: FeatureEvent;
+      try {
+        event = this.accept(m, receivedAtMs);
+      } catch (error) {
+        for (const lane of this.lanes) refuse(lane, error);
+        continue;
+      }
+      this.lanes.forEach((lane, i) => {
+        try {
+          lane.check(event);
+          accepted[i]!.push({ event, receivedAtMs });
+        } catch (error) {
+          refuse(lane, error);
+        }
+      });
+    }
+    return { accepted, deadLetters, refused };
   }
 
   /** Sends a round's predictions and dead letters (one request unless large), then hands its offsets to the committer. */
@@ -221,6 +221,7 @@ export class ModelWorker {
     await this.commits.done(batches.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
   }
 
+  /** The checks every model shares (the model's own follow in ModelLane.check). */
   private accept(m: KafkaMessage, nowMs: number): FeatureEvent {
     const event = decodeKeyed(m, codecs.featureEvent, this.limits.maxMessageBytes);
     // A stale createdAtMs is answered: whether an old request still counts is the aggregator's call.
@@ -230,81 +231,7 @@ export class ModelWorker {
     if (event.deadlineMs !== null && (event.deadlineMs <= 0 || event.deadlineMs > this.limits.maxDeadlineMs)) {
       throw new InvalidMessageError('INVALID_DEADLINE', `deadlineMs ${event.deadlineMs} is not between 1 and ${this.limits.maxDeadlineMs}`);
     }
-    const expected = this.o.runner.featureCount;
-    if (expected !== undefined && event.features.length !== expected) {
-      throw new InvalidMessageError('WRONG_FEATURE_COUNT', `${event.features.length} features, model ${this.o.runner.modelId} takes ${expected}`);
-    }
-    if (!event.features.every(Number.isFinite)) throw new InvalidMessageError('INVALID_VALUE', 'features must be finite numbers');
     return event;
-  }
-
-  private async predict(event: FeatureEvent, receivedAtMs: number): Promise<Prediction> {
-    const started = performance.now();
-    try {
-      const answer = await this.breaker.fire(event.features, event.requestId);
-      return this.answered(event, receivedAtMs, answer, started);
-    } catch (error) {
-      return this.failed(event, receivedAtMs, error, started);
-    }
-  }
-
-  /** One model call for a partition's batch; each prediction's inferenceMicros is the whole call's time. */
-  private async predictBatch(
-    breaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]>,
-    accepted: readonly { event: FeatureEvent; receivedAtMs: number }[],
-  ): Promise<Prediction[]> {
-    if (accepted.length === 0) return [];
-    const started = performance.now();
-    try {
-      const answers = await breaker.fire(accepted.map(({ event }) => event.features));
-      if (answers.length !== accepted.length) throw new Error(`model answered ${answers.length} of ${accepted.length} rows`);
-      return accepted.map(({ event, receivedAtMs }, i) => this.answered(event, receivedAtMs, answers[i]!, started));
-    } catch (error) {
-      return accepted.map(({ event, receivedAtMs }) => this.failed(event, receivedAtMs, error, started));
-    }
-  }
-
-  private base(event: FeatureEvent, receivedAtMs: number) {
-    const { runner } = this.o;
-    return {
-      requestId: event.requestId,
-      modelId: runner.modelId,
-      modelVersion: runner.modelVersion,
-      requestCreatedAtMs: event.createdAtMs,
-      deadlineMs: event.deadlineMs,
-      receivedAtMs,
-    };
-  }
-
-  private answered(event: FeatureEvent, receivedAtMs: number, answer: ModelAnswer, started: number): Prediction {
-    const base = this.base(event, receivedAtMs);
-    const inferenceMicros = Math.round((performance.now() - started) * 1000);
-    const problem = 'value' in answer ? valueProblem(answer.value) : probabilitiesProblem(answer.probabilities, this.o.runner.classCount);
-    if (problem !== undefined) {
-      // The model's own fault for this request: answered as an error, never passed downstream as a result.
-      this.stats.errors++;
-      this.stats.invalidOutputs++;
-      return { ...base, status: 'ERROR', probabilities: null, value: null, error: `invalid model output: ${problem}`, inferenceMicros };
-    }
-    this.stats.predictions++;
-    return 'value' in answer
-      ? { ...base, status: 'OK', probabilities: null, value: answer.value, error: null, inferenceMicros }
-      : { ...base, status: 'OK', probabilities: answer.probabilities, value: null, error: null, inferenceMicros };
-  }
-
-  private failed(event: FeatureEvent, receivedAtMs: number, error: unknown, started: number): Prediction {
-    const inferenceMicros = Math.round((performance.now() - started) * 1000);
-    const open = (error as { code?: string }).code === 'EOPENBREAKER';
-    if (open) this.stats.abstains++;
-    else this.stats.errors++;
-    return {
-      ...this.base(event, receivedAtMs),
-      status: open ? 'ABSTAIN' : 'ERROR',
-      probabilities: null,
-      value: null,
-      error: open ? 'circuit open' : describeError(error).slice(0, 1000),
-      inferenceMicros,
-    };
   }
 
   /**
@@ -361,20 +288,6 @@ function requestSlices(outgoing: readonly { topic: string; message: Message }[])
 function byteLength(data: Buffer | string | null | undefined): number {
   if (data === null || data === undefined) return 0;
   return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-}
-
-/** Like Promise.all over `items`, with at most `limit` calls in flight; keeps the order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { MlArgumentError, ModelParamsError } from '../errors.js';
 import { checkFeatureVector, checkTrainingData } from './input-checks.js';
 import { expectFiniteArray, expectInteger, expectIntegerArray, expectParamsOf } from './params-check.js';
+import { KdTree } from './kd-tree.js';
 import { Standardiser, fitStandardiser, type StandardiserParams } from './standardiser.js';
 import type { Classifier } from './types.js';
 
@@ -21,7 +22,9 @@ export interface KnnOptions {
 
 /**
  * k-nearest neighbours on standardised features, Euclidean distance, uniform votes: the probability
- * of a class is its share of the k neighbours. Ties in distance go to the earlier training row.
+ * of a class is its share of the k neighbours. Ties in distance go to the earlier training row. The
+ * neighbours come from a k-d tree (kd-tree.ts): the same ones a scan of every row finds, several
+ * times faster on the letter data.
  */
 export class Knn implements Classifier {
   readonly family = 'knn' as const;
@@ -29,8 +32,12 @@ export class Knn implements Classifier {
   readonly nFeatures: number;
   private readonly k: number;
   private readonly standardiser: Standardiser;
-  private readonly data: Float64Array;
   private readonly labels: Int32Array;
+  private readonly tree: KdTree;
+  // Buffers of one search (predictions are synchronous).
+  private readonly query: Float64Array;
+  private readonly rows: Int32Array;
+  private readonly distances: Float64Array;
 
   constructor(private readonly params: KnnParams) {
     this.nClasses = params.nClasses;
@@ -38,43 +45,28 @@ export class Knn implements Classifier {
     this.standardiser = new Standardiser(params.standardiser);
     this.labels = Int32Array.from(params.y);
     this.k = Math.min(params.k, this.labels.length);
-    this.data = new Float64Array(params.X.length);
+    const data = new Float64Array(params.X.length);
     for (let i = 0; i < this.labels.length; i++) {
       const offset = i * this.nFeatures;
-      this.standardiser.transform(params.X.slice(offset, offset + this.nFeatures), this.data.subarray(offset, offset + this.nFeatures));
+      this.standardiser.transform(params.X.slice(offset, offset + this.nFeatures), data.subarray(offset, offset + this.nFeatures));
     }
+    this.tree = new KdTree(data, this.nFeatures);
+    this.query = new Float64Array(this.nFeatures);
+    this.rows = new Int32Array(this.k);
+    this.distances = new Float64Array(this.k);
   }
 
   predictProba(x: ArrayLike<number>): Float64Array {
     checkFeatureVector(x, this.nFeatures);
-    const query = this.standardiser.transform(x);
-    const { k, nFeatures, data, labels } = this;
-    // The k best so far, kept sorted by distance: insertion into a k-slot buffer beats sorting
-    // all n distances, and the running k-th distance lets most rows stop after a few features.
-    const bestDistance = new Float64Array(k).fill(Infinity);
-    const bestLabel = new Int32Array(k);
-    let worst = Infinity;
-    for (let i = 0, offset = 0; i < labels.length; i++, offset += nFeatures) {
-      let distance = 0;
-      for (let j = 0; j < nFeatures && distance < worst; j++) {
-        const d = data[offset + j]! - query[j]!;
-        distance += d * d;
-      }
-      if (distance >= worst) continue;
-      let slot = k - 1;
-      while (slot > 0 && bestDistance[slot - 1]! > distance) {
-        bestDistance[slot] = bestDistance[slot - 1]!;
-        bestLabel[slot] = bestLabel[slot - 1]!;
-        slot--;
-      }
-      bestDistance[slot] = distance;
-      bestLabel[slot] = labels[i]!;
-      worst = bestDistance[k - 1]!;
-    }
+    const found = this.tree.nearest(this.standardiser.transform(x, this.query), this.k, this.rows, this.distances);
     const proba = new Float64Array(this.nClasses);
-    for (let s = 0; s < k; s++) proba[bestLabel[s]!] = proba[bestLabel[s]!]! + 1;
-    for (let c = 0; c < this.nClasses; c++) proba[c] = proba[c]! / k;
+    for (let s = 0; s < found; s++) proba[this.labels[this.rows[s]!]!]! += 1;
+    for (let c = 0; c < this.nClasses; c++) proba[c] = proba[c]! / this.k;
     return proba;
+  }
+
+  predictProbaBatch(rows: readonly ArrayLike<number>[]): Float64Array[] {
+    return rows.map((x) => this.predictProba(x));
   }
 
   toJSON(): KnnParams {
