@@ -2,6 +2,7 @@ import { createKafka } from '../shared/kafka.js';
 import { readControlSecret } from '../shared/control-records.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
 import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
@@ -16,6 +17,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const config = loadAggregatorConfig(configPath);
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
   const control = readControlSecret(env);
+  const endpoint = readMetricsEndpoint(env, METRICS_PORTS.aggregator);
   if (control.source === 'generated') logger.warn('ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production', { file: control.file });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `aggregator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redis, `aggregator-${runtime.instanceId}`);
@@ -38,13 +40,16 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
     ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
   });
+  let metrics: MetricsServer | undefined;
   const start = async () => {
+    if (endpoint !== undefined) metrics = await serveMetrics(aggregator.metrics.registry, endpoint.port, endpoint.host, logger);
     await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();
     await aggregator.start();
   };
   await runUntilSignal('aggregator', logger, start, async () => {
     await aggregator.stop();
+    await metrics?.close();
     fusion.stop();
     redis.disconnect();
     sweeperRedis.disconnect();

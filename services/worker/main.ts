@@ -1,6 +1,7 @@
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import { readRequestLimits } from './config.js';
@@ -37,6 +38,7 @@ export async function runRemoteWorker(baseUrl: string, model: string, modelId: s
 async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const limits = readRequestLimits(env);
+  const endpoint = readMetricsEndpoint(env, METRICS_PORTS.worker);
   const logger = createLogger('worker', runtime.logLevel, { model: runner.modelId, instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${runner.modelId}-${runtime.instanceId}`, logger });
   const worker = new ModelWorker({
@@ -50,5 +52,14 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
     onFatal: exitProcess(`worker ${runner.modelId}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });
-  await runUntilSignal(`worker ${runner.modelId}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
+  let metrics: MetricsServer | undefined;
+  const start = async () => {
+    if (endpoint !== undefined) metrics = await serveMetrics(worker.metrics.registry, endpoint.port, endpoint.host, logger);
+    await worker.start();
+  };
+  const stop = async () => {
+    await worker.stop();
+    await metrics?.close();
+  };
+  await runUntilSignal(`worker ${runner.modelId}`, logger, start, stop, runtime.supervision);
 }

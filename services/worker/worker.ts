@@ -1,4 +1,5 @@
 import CircuitBreaker from 'opossum';
+import type { Registry } from 'prom-client';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
@@ -14,6 +15,7 @@ import { GROUPS, type Topics } from '../shared/topics.js';
 import { REQUEST_LIMITS, type RequestLimits } from './config.js';
 import type { ModelAnswer, ModelRunner } from './model-runner.js';
 import { PeriodicOffsetCommits } from './offset-commits.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 export interface WorkerOptions {
   kafka: Kafka;
@@ -37,6 +39,8 @@ export interface WorkerOptions {
   commitIntervalMs?: number;
   /** Consumer group session timeout: how soon a dead worker's partitions move, ms. @defaultValue 4000 */
   sessionTimeoutMs?: number;
+  /** Where the worker's instruments are registered (its /metrics). @defaultValue a registry of its own */
+  metrics?: Registry;
 }
 
 /** The worker's breaker around its model call (opossum options of the same names). */
@@ -87,6 +91,7 @@ interface RoundBatch {
 export class ModelWorker {
   readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0, deadLettersByReason: {}, invalidOutputs: 0 };
   readonly breaker: CircuitBreaker<[readonly number[]], ModelAnswer>;
+  readonly metrics: WorkerMetrics;
   /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
   private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
   private readonly consumer: Consumer;
@@ -136,7 +141,9 @@ export class ModelWorker {
     const batch = runner.predictBatch?.bind(runner);
     this.batchBreaker = batch === undefined ? undefined : new CircuitBreaker(batch, breakerOptions);
     const transition = (state: string) => () => o.logger.warn(`model breaker ${state}`, { model: runner.modelId });
+    this.metrics = new WorkerMetrics(runner.modelId, this.stats, o.metrics);
     for (const breaker of [this.breaker, this.batchBreaker]) {
+      if (breaker !== undefined) this.metrics.watchBreaker(breaker);
       breaker?.on('open', transition('open'));
       breaker?.on('halfOpen', transition('half-open'));
       breaker?.on('close', transition('closed'));
@@ -176,6 +183,7 @@ export class ModelWorker {
 
   private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0 || isStale()) return;
+    this.metrics.batch(batch.partition, batch.messages.length, batch.offsetLag());
     this.round.enter();
     let joined = false;
     try {
@@ -245,6 +253,8 @@ export class ModelWorker {
       return this.answered(event, receivedAtMs, answer, started);
     } catch (error) {
       return this.failed(event, receivedAtMs, error, started);
+    } finally {
+      this.metrics.call(performance.now() - started);
     }
   }
 
@@ -261,6 +271,8 @@ export class ModelWorker {
       return accepted.map(({ event, receivedAtMs }, i) => this.answered(event, receivedAtMs, answers[i]!, started));
     } catch (error) {
       return accepted.map(({ event, receivedAtMs }) => this.failed(event, receivedAtMs, error, started));
+    } finally {
+      this.metrics.call(performance.now() - started);
     }
   }
 
