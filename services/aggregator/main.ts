@@ -1,3 +1,4 @@
+import { configSummary } from '../shared/config-summary.js';
 import { createKafka } from '../shared/kafka.js';
 import { readControlSecret } from '../shared/control-records.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
@@ -42,6 +43,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   });
   let metrics: MetricsServer | undefined;
   const start = async () => {
+    logger.info('aggregator starting', configSummary(runtime, { config: configPath, strategy: config.strategy, models: config.models.map((m) => m.id), deadlineMs: config.deadlineMs, quorum: config.quorum, metricsPort: endpoint?.port ?? 'off' }));
     if (endpoint !== undefined) metrics = await serveMetrics(aggregator.metrics.registry, endpoint.port, endpoint.host, logger);
     await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();

@@ -1,3 +1,4 @@
+import { configSummary } from '../shared/config-summary.js';
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
@@ -54,6 +55,7 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
   });
   let metrics: MetricsServer | undefined;
   const start = async () => {
+    logger.info('worker starting', configSummary(runtime, { model: runner.modelId, version: runner.modelVersion, metricsPort: endpoint?.port ?? 'off', limits }));
     if (endpoint !== undefined) metrics = await serveMetrics(worker.metrics.registry, endpoint.port, endpoint.host, logger);
     await worker.start();
   };

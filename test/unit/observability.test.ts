@@ -9,6 +9,7 @@ import { parseTarget, readDashboardSettings } from '../../services/dashboard/mai
 import { parsePromText, sumBy } from '../../services/dashboard/prom-text.js';
 import { appendHistory, buildView } from '../../services/dashboard/view.js';
 import { MetricsEndpoint } from '../../services/evaluator/prometheus.js';
+import { LogSampler } from '../../services/shared/log-sampler.js';
 import { readMetricsEndpoint } from '../../services/shared/metrics-server.js';
 import type { EnsembleMetrics, MetricsEntry } from '../../services/shared/records.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
@@ -167,5 +168,16 @@ describe('Grafana dashboard', () => {
   it('has Prometheus scrape every service', () => {
     const config = readFileSync(join(repoRoot(), 'infra/prometheus/prometheus.yml'), 'utf8');
     for (const port of [9464, 9465, 9466]) expect(config).toContain(`:${port}"`);
+  });
+});
+
+describe('log sampling', () => {
+  it('lets one line per key and interval through and counts the rest', () => {
+    const sampler = new LogSampler(1000);
+    expect(sampler.admit('w:OVERSIZED', 0)).toEqual({ suppressed: 0 });
+    expect(sampler.admit('w:OVERSIZED', 10)).toBeUndefined();
+    expect(sampler.admit('w:OVERSIZED', 999)).toBeUndefined();
+    expect(sampler.admit('w:UNDECODABLE', 999)).toEqual({ suppressed: 0 });
+    expect(sampler.admit('w:OVERSIZED', 1000)).toEqual({ suppressed: 2 });
   });
 });
