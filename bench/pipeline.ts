@@ -3,8 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Kafka } from 'kafkajs';
-import { type AggregatorConfig, CONFIG_DEFAULTS } from '../services/aggregator/config.js';
-import { MODEL_HEALTH_DEFAULTS } from '../services/aggregator/model-health.js';
+import { type AggregatorConfig, CONFIG_DEFAULTS } from '../services/core/ensemble-config.js';
+import { BREAKER_DEFAULTS } from '../services/core/ensemble-config.js';
 import { spawnService, type ServiceProcess, waitForGroups } from '../services/cli/processes.js';
 import { readManifest } from '../services/cli/training.js';
 import { repoRoot } from '../services/shared/repo-root.js';
@@ -74,7 +74,7 @@ function fusionConfig(classes: string[], modelIds: string[], o: BenchOptions): A
     maxMessageBytes: CONFIG_DEFAULTS.maxMessageBytes,
     fusedMemoryMs: CONFIG_DEFAULTS.fusedMemoryMs,
     restoreHorizonMs: CONFIG_DEFAULTS.restoreHorizonMs,
-    breaker: MODEL_HEALTH_DEFAULTS,
+    breaker: BREAKER_DEFAULTS,
   };
 }
 

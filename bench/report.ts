@@ -1,4 +1,4 @@
-import { formatTable } from '../services/cli/table.js';
+import { formatTable } from '../services/core/table.js';
 import type { CeilingResult } from './ceiling.js';
 import type { MessageBytes } from './message-sizes.js';
 import type { PhaseResult } from './phase.js';

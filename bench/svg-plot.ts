@@ -39,7 +39,7 @@ function panel(p: LatencyPanel, top: number): string {
   const msMin = 0.5;
   const x = (t: number) => x0 + (t / tMax) * (x1 - x0);
   const y = (ms: number) => y0 - ((Math.log10(Math.max(ms, msMin)) - Math.log10(msMin)) / (Math.log10(msMax) - Math.log10(msMin))) * (y0 - y1);
-  const out: string[] = [`<text x="${x0}" y="${top + 18}" font-size="13" font-weight="bold">${escape(p.title)}</text>`];
+  const out: string[] = [`<text x="${x0}" y="${top + 18}" font-size="13" font-weight="bold">${escapeXml(p.title)}</text>`];
 
   for (let ms = 1; ms <= msMax; ms *= 10) {
     for (const step of STEPS) {
@@ -86,6 +86,6 @@ function niceStep(v: number): number {
   return (STEPS.find((s) => s * m >= v) ?? 10) * m;
 }
 
-function escape(text: string): string {
+function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }

@@ -1,15 +1,7 @@
-import type { LearnedWeights, RankingMetric } from '../evaluator/learned-weights.js';
+import type { LearnedWeights, RankingMetric } from '../core/learned-weights.js';
 import { describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { createFuser, type FusionResult, type Fuser, type ModelOutput, type Task } from './fusion/index.js';
-
-/** Strategies whose weights come from label feedback instead of the config file. */
-export const ADAPTIVE_STRATEGIES = ['learned-weights', 'best-model'] as const;
-export type AdaptiveStrategy = (typeof ADAPTIVE_STRATEGIES)[number];
-
-export function isAdaptiveStrategy(name: string): name is AdaptiveStrategy {
-  return (ADAPTIVE_STRATEGIES as readonly string[]).includes(name);
-}
+import { type AdaptiveStrategy, createFuser, type FusionResult, type Fuser, type ModelOutput, type Task } from '../core/fusion/index.js';
 
 export interface AdaptiveFuserOptions {
   strategy: AdaptiveStrategy;

@@ -10,15 +10,15 @@ import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
 import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
-import type { AggregatorConfig } from './config.js';
+import type { AggregatorConfig } from '../core/ensemble-config.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { staticFuser } from './fuser-factory.js';
-import type { Fuser } from './fusion/index.js';
+import type { Fuser } from '../core/fusion/index.js';
 import { type Admitted, admit, deadLetters, type Settled, settle } from './join-plan.js';
 import { type JoinBatchResult, JoinStore, StateLostError } from './join-store.js';
 import { type AwaitPlan, ModelHealth } from './model-health.js';
-import { PredictionIngress } from './prediction-ingress.js';
+import { PredictionIngress } from '../core/prediction-ingress.js';
 import { RequestFusion } from './request-fusion.js';
 import { restorePartition } from './state-restore.js';
 

@@ -1,11 +1,11 @@
 import type { RedisClient as Redis } from '../shared/redis.js';
-import { LearnedWeights } from '../evaluator/learned-weights.js';
+import { LearnedWeights } from '../core/learned-weights.js';
 import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { RedisKeys } from '../shared/redis-keys.js';
-import { AdaptiveFuser, isAdaptiveStrategy } from './adaptive-fuser.js';
-import { type AggregatorConfig, loadStackingMeta } from './config.js';
-import { createFuser, type Fuser } from './fusion/index.js';
+import { AdaptiveFuser } from './adaptive-fuser.js';
+import { type AggregatorConfig, loadStackingMeta } from '../core/ensemble-config.js';
+import { createFuser, type Fuser, isAdaptiveStrategy } from '../core/fusion/index.js';
 
 /** A fuser and what keeps it current (adaptive strategies refresh their weights in the background). */
 export interface RunningFuser {
@@ -45,8 +45,8 @@ export function staticFuser(config: AggregatorConfig): Fuser {
   }
   const weights = Object.fromEntries(config.models.map((m) => [m.id, m.weight]));
   return config.task === 'classification'
-    ? createFuser({ task: 'classification', strategy: config.strategy as never, classes: config.classes, weights })
-    : createFuser({ task: 'regression', strategy: config.strategy as never, weights });
+    ? createFuser({ task: 'classification', strategy: config.strategy, classes: config.classes, weights })
+    : createFuser({ task: 'regression', strategy: config.strategy, weights });
 }
 
 function fixed(fuser: Fuser): RunningFuser {

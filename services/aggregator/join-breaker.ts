@@ -1,3 +1,5 @@
+import type { BreakerOptions } from '../core/ensemble-config.js';
+
 /**
  * The join's circuit breaker for one model: a pure state machine over the outcomes the aggregator
  * observed, with the clock passed in. It decides whom a request waits for, never what is used: a
@@ -11,33 +13,6 @@
  * Outcomes are kept in one-second buckets over `rollingCountTimeout`, so the share reacts to the
  * last few seconds rather than to a window still full of old successes.
  */
-export interface JoinBreakerOptions {
-  /** Share of recent outcomes that may fail before the breaker opens, percent. @defaultValue 50 */
-  errorThresholdPercentage: number;
-  /** Outcomes in the window before the share counts. @defaultValue 10 */
-  volumeThreshold: number;
-  /** How long an open breaker waits before probing the model again, ms. @defaultValue 5000 */
-  resetTimeout: number;
-  /** Length of the rolling window of outcomes, ms. @defaultValue 3000 */
-  rollingCountTimeout: number;
-  /** How many new requests wait for a half-open model, per probe round. @defaultValue 3 */
-  probeRequests: number;
-  /**
-   * After the aggregator starts, missed deadlines of a model not yet heard from are not held
-   * against it for this long (consumer groups joining, first connections, cold code). @defaultValue 10000
-   */
-  warmupMs: number;
-}
-
-export const JOIN_BREAKER_DEFAULTS: JoinBreakerOptions = {
-  errorThresholdPercentage: 50,
-  volumeThreshold: 10,
-  resetTimeout: 5000,
-  rollingCountTimeout: 3000,
-  probeRequests: 3,
-  warmupMs: 10_000,
-};
-
 export type BreakerState = 'open' | 'half-open' | 'closed';
 
 const BUCKET_MS = 1000;
@@ -55,7 +30,7 @@ export class JoinBreaker {
   private buckets: Bucket[] = [];
 
   constructor(
-    private readonly options: JoinBreakerOptions,
+    private readonly options: BreakerOptions,
     /** Called on every state change, with the new state. */
     private readonly onChange: (state: BreakerState) => void = () => undefined,
   ) {}

@@ -7,7 +7,7 @@ import type { Logger } from '../shared/log.js';
 import type { FusedPrediction, Prediction } from '../shared/records.js';
 import type { JoinEntry, JoinOutcome } from './join-store.js';
 import type { ClosedRequest } from './model-health.js';
-import type { PredictionIngress } from './prediction-ingress.js';
+import type { PredictionIngress } from '../core/prediction-ingress.js';
 import type { RequestFusion } from './request-fusion.js';
 
 /**
@@ -119,7 +119,7 @@ export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fus
 function sameOrDecoded(admitted: Admitted, requestId: string, modelId: string, bytes: Buffer): Prediction {
   const here = admitted.decoded.get(`${requestId}\n${modelId}`);
   // The join keeps a model's first prediction; a differing duplicate in this batch is not it.
-  return here !== undefined && here.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
+  return here?.bytes.equals(bytes) ? here.prediction : codecs.prediction.decode(bytes);
 }
 
 /** The dead-letter records of a batch's rejected messages (each logged). */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { RedisClient as Redis } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
-import type { RedisKeys } from '../shared/redis-keys.js';
+import { joinLuaSchema, type RedisKeys } from '../shared/redis-keys.js';
 import { defineScripts } from '../shared/redis-scripts.js';
 import { repoRoot } from '../shared/repo-root.js';
 import type { AwaitPlan } from './model-health.js';
@@ -98,7 +98,7 @@ export class JoinStore {
     readonly keys: RedisKeys,
     readonly options: JoinStoreOptions,
   ) {
-    defineScripts(redis, LUA_DIR);
+    defineScripts(redis, LUA_DIR, { schema: joinLuaSchema() });
     this.commands = redis as unknown as JoinCommands;
   }
 

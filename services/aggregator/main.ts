@@ -6,9 +6,9 @@ import { createLogger } from '../shared/log.js';
 import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
 import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
-import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { Aggregator } from './aggregator.js';
-import { loadAggregatorConfig } from './config.js';
+import { loadAggregatorConfig } from '../core/ensemble-config.js';
 import { buildFuser } from './fuser-factory.js';
 import { JoinStore, joinStoreOptions } from './join-store.js';
 
@@ -37,9 +37,9 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     fetch: runtime.fetch,
     controlSecret: control.secret,
     onFatal: exitProcess('aggregator', logger),
-    sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
-    sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
-    ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { groupId: env.ES_AGGREGATOR_GROUP }),
+    sweepIntervalMs: runtime.sweepIntervalMs,
+    sessionTimeoutMs: runtime.groups.sessionTimeoutMs,
+    ...(runtime.groups.aggregator === undefined ? {} : { groupId: runtime.groups.aggregator }),
   });
   let metrics: MetricsServer | undefined;
   const start = async () => {

@@ -1,8 +1,6 @@
 import type { Logger } from '../shared/log.js';
-import { type BreakerState, JoinBreaker, JOIN_BREAKER_DEFAULTS, type JoinBreakerOptions } from './join-breaker.js';
-
-export type ModelHealthOptions = JoinBreakerOptions;
-export const MODEL_HEALTH_DEFAULTS = JOIN_BREAKER_DEFAULTS;
+import type { BreakerOptions } from '../core/ensemble-config.js';
+import { type BreakerState, JoinBreaker } from './join-breaker.js';
 export type { BreakerState };
 
 /** Whom the requests that a batch opens wait for. */
@@ -62,7 +60,7 @@ export class ModelHealth {
 
   constructor(
     private readonly models: readonly string[],
-    private readonly options: ModelHealthOptions,
+    private readonly options: BreakerOptions,
     logger: Logger,
     /** When this instance started, ms. */
     private readonly startedAtMs = Date.now(),

@@ -1,7 +1,7 @@
 import { describeError } from '../shared/errors.js';
 import type { FusedPrediction, MissingReason, Prediction } from '../shared/records.js';
-import type { AggregatorConfig } from './config.js';
-import type { Fuser, ModelOutput } from './fusion/index.js';
+import type { AggregatorConfig } from '../core/ensemble-config.js';
+import type { FusionResult, Fuser, ModelOutput } from '../core/fusion/index.js';
 
 /**
  * Turns the predictions joined for one request into its fused result: who contributed, who is
@@ -59,7 +59,7 @@ export class RequestFusion {
       const answered = outputs.map((o) => ({ modelId: o.modelId, modelVersion: versions.get(o.modelId) ?? '', weight: 0 }));
       return { ...base, status: 'INSUFFICIENT', label: null, probabilities: null, value: null, contributors: answered };
     }
-    let result;
+    let result: FusionResult;
     try {
       result = this.fuser.fuse(outputs);
     } catch (error) {

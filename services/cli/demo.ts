@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AggregatorConfig, loadAggregatorConfig } from '../aggregator/config.js';
+import { type AggregatorConfig, loadAggregatorConfig } from '../core/ensemble-config.js';
 import { loadDataset, type DatasetName } from '../ml/dataset.js';
 import { argmax, classificationMetrics, logLoss } from '../ml/metrics.js';
 import { createKafka, IDEMPOTENT_RETRY } from '../shared/kafka.js';
@@ -15,7 +15,7 @@ import { exportOnnxModels } from './onnx-models.js';
 import { scrapeGauge, sendLabels, snapshotsAfterNow } from './metrics-check.js';
 import { spawnService, type ServiceProcess, waitForGroups } from './processes.js';
 import { type Collected, collect, quantile, replayFeatures, startGroupAtEnd, waitFor } from './stream-client.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../core/table.js';
 import { selectEnsemble } from '../selection/select-ensemble.js';
 import { artifactsDir, type Manifest, readManifest, train, writeManifest } from './training.js';
 

@@ -5,7 +5,7 @@ import { isModelFamily } from '../ml/models/index.js';
 
 /** Where a model's ONNX form lives: next to its artifact, same name, `.onnx`. */
 export function onnxPathFor(artifactPath: string): string {
-  return artifactPath.replace(/\.json$/, '') + '.onnx';
+  return `${artifactPath.replace(/\.json$/, '')}.onnx`;
 }
 
 /** Models of a manifest whose family has an ONNX form here. */

@@ -21,7 +21,7 @@ export function parsePromText(text: string): Sample[] {
     const m = LINE.exec(line);
     if (m === null) continue;
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1] as string] = unescape(l[2] as string);
+    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1] as string] = unescapeLabel(l[2] as string);
     samples.push({ name: m[1] as string, labels, value: readNumber(m[3] as string) });
   }
   return samples;
@@ -33,7 +33,7 @@ function readNumber(text: string): number {
   return Number(text);
 }
 
-function unescape(value: string): string {
+function unescapeLabel(value: string): string {
   return value.replace(/\\(["\\n])/g, (_, c: string) => (c === 'n' ? '\n' : c));
 }
 

@@ -1,6 +1,6 @@
 import { ConfigError } from '../shared/errors.js';
 import { ENSEMBLE } from './event-figures.js';
-import { checkWeightLearning, WEIGHT_LEARNING_DEFAULTS, type WeightLearningOptions } from './learned-weights.js';
+import { checkWeightLearning, WEIGHT_LEARNING_DEFAULTS, type WeightLearningOptions } from '../core/learned-weights.js';
 import { RollingWindow } from './window.js';
 
 export interface EvaluatorSettings {

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
-import type { AggregatorConfig } from '../aggregator/config.js';
-import { PredictionIngress } from '../aggregator/prediction-ingress.js';
+import type { AggregatorConfig } from '../core/ensemble-config.js';
+import { PredictionIngress } from '../core/prediction-ingress.js';
 import { argmax } from '../ml/metrics.js';
 import { codecs } from '../shared/codec.js';
 import { InvalidMessageError } from '../shared/errors.js';

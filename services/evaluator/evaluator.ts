@@ -1,7 +1,7 @@
 import { IDEMPOTENT_RETRY } from '../shared/kafka.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
-import type { AggregatorConfig } from '../aggregator/config.js';
+import type { AggregatorConfig } from '../core/ensemble-config.js';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError, InvalidMessageError } from '../shared/errors.js';
@@ -15,7 +15,7 @@ import type { EvaluatorSettings } from './config.js';
 import { EvaluationIngress } from './evaluation-ingress.js';
 import { type EventEntry, EvaluatorStore, type ScoredSample, type Unscored } from './evaluator-store.js';
 import { ENSEMBLE } from './event-figures.js';
-import { decayPerLabel } from './learned-weights.js';
+import { decayPerLabel } from '../core/learned-weights.js';
 import { MetricsEndpoint } from './prometheus.js';
 import { buildReport, type EvaluationReport } from './report.js';
 import { classificationSample, regressionSample, sampleLoss } from './rolling-metrics.js';
@@ -152,7 +152,7 @@ export class Evaluator {
   private async onBatch({ batch }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const now = Date.now();
-    const { topic, partition } = batch;
+    const { topic } = batch;
     const { topics } = this.o;
     const entries: EventEntry[] = [];
     const deadLetters: Message[] = [];

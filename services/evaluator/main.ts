@@ -1,4 +1,4 @@
-import { loadAggregatorConfig } from '../aggregator/config.js';
+import { loadAggregatorConfig } from '../core/ensemble-config.js';
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
@@ -29,7 +29,7 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
     instanceId: runtime.instanceId,
     logger,
     onFatal: exitProcess('evaluator', logger),
-    ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { groupId: env.ES_EVALUATOR_GROUP }),
+    ...(runtime.groups.evaluator === undefined ? {} : { groupId: runtime.groups.evaluator }),
   });
   const start = async () => {
     await verifyRedis(redis, describeRedis(runtime.redis));

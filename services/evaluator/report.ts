@@ -1,9 +1,9 @@
-import type { Task } from '../aggregator/fusion/index.js';
+import type { Task } from '../core/fusion/index.js';
 import type { EnsembleMetrics, FusionStatus, MetricsEntry } from '../shared/records.js';
 import { DEFAULT_RELATIVE_ACCURACY } from './ddsketch.js';
 import type { StoredState } from './evaluator-store.js';
 import { ENSEMBLE, eventFigures, joinRates } from './event-figures.js';
-import { learnedWeights, type WeightLearningOptions } from './learned-weights.js';
+import { learnedWeights, type WeightLearningOptions } from '../core/learned-weights.js';
 import { addBucket, emptySums, windowFigures } from './rolling-metrics.js';
 import type { RollingWindow } from './window.js';
 

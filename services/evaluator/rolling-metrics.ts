@@ -1,4 +1,4 @@
-import type { Task } from '../aggregator/fusion/index.js';
+import type { Task } from '../core/fusion/index.js';
 import { brierScore, logLoss, metricsFromConfusion } from '../ml/metrics.js';
 import type { MetricsEntry } from '../shared/records.js';
 

@@ -118,7 +118,7 @@ export function artifactFromJSON(value: unknown): LoadedArtifact {
   if (!VERSION.test(version)) throw new ArtifactError(`version ${JSON.stringify(version)} is not 12 hex digits`);
   if (!isModelFamily(a.family)) throw new ArtifactError(`unknown family ${JSON.stringify(a.family)}`);
   const family = a.family;
-  const dataset = string(a.dataset, 'dataset');
+  string(a.dataset, 'dataset'); // checked, though the model does not need it
   const classes = stringArray(a.classes, 'classes');
   const featureNames = stringArray(a.featureNames, 'featureNames');
   if (typeof a.seed !== 'number' || !Number.isInteger(a.seed)) throw new ArtifactError('seed must be an integer');
@@ -149,7 +149,7 @@ export function artifactFromJSON(value: unknown): LoadedArtifact {
     throw new ArtifactError(`invalid model params: ${error instanceof Error ? error.message : String(error)}`, error);
   }
   if (model.nClasses !== classes.length) throw new ArtifactError(`model has ${model.nClasses} classes, artifact lists ${classes.length}`);
-  if (preprocessing !== undefined && preprocessing.inputs.some((input, j) => input.name !== featureNames[j])) {
+  if (preprocessing?.inputs.some((input, j) => input.name !== featureNames[j])) {
     throw new ArtifactError('preprocessing inputs are not the artifact\'s featureNames');
   }
   if (model.nFeatures !== featureNames.length) {

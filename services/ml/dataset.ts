@@ -187,7 +187,7 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
     }
     const present = rows.length - missingLines.length;
     if (textLines.length === 0) {
-      rows.forEach((_, i) => (X[i]![j] = numbers[i]!));
+      rows.forEach((_, i) => { X[i]![j] = numbers[i]!; });
       columns.push({ kind: 'numeric', missing: missingLines.length });
       return;
     }
@@ -208,7 +208,7 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
       );
     }
     const code = new Map(categories.map((c, k) => [c, k]));
-    values.forEach((v, i) => (X[i]![j] = isMissing(v) ? Number.NaN : code.get(v)!));
+    values.forEach((v, i) => { X[i]![j] = isMissing(v) ? Number.NaN : code.get(v)!; });
     columns.push({ kind: 'categorical', categories, missing: missingLines.length });
   });
 

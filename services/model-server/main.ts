@@ -1,6 +1,6 @@
 import { runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
-import { readSupervision } from '../shared/runtime-config.js';
+import { readLogLevel, readSupervision } from '../shared/runtime-config.js';
 import { ConfigError } from '../shared/errors.js';
 import { type ServedModel, servedModelFromArtifact } from './served-model.js';
 import { type V2Server, startV2Server } from './v2-server.js';
@@ -16,7 +16,7 @@ export interface ModelServerOptions {
 
 /** Serves trained model artifacts over the V2 REST protocol until SIGINT or SIGTERM. */
 export async function runModelServer(options: ModelServerOptions): Promise<void> {
-  const logger = createLogger('model-server');
+  const logger = createLogger('model-server', readLogLevel());
   let server: V2Server | undefined;
   const start = async () => {
     if (options.artifactPaths.length === 0) throw new ConfigError('no model artifacts to serve');

@@ -3,7 +3,7 @@ import {
   type Fuser,
   createFuser,
   stackingInput,
-} from '../aggregator/fusion/index.js';
+} from '../core/fusion/index.js';
 import {
   type ConfusionMatrix,
   type EvaluationMetrics,
@@ -147,7 +147,7 @@ function unfitted(
 function crossValidated<T>(
   context: EvaluationContext,
   models: readonly ModelPredictions[],
-  fit: (rows: readonly number[]) => T,
+  fitOn: (rows: readonly number[]) => T,
   fuserOf: (fitted: T) => Fuser,
   progressLabel?: string,
 ): { fitted: T; validation: number[][]; test: number[][]; folds: FoldScore[] } {
@@ -161,7 +161,7 @@ function crossValidated<T>(
         context.onProgress?.(`${progressLabel}: repetition ${r + 1} of ${context.folds.length}, fold ${f + 1} of ${repetition.length}`);
       }
       const held = new Set(fold);
-      const fused = fuseRows(fuserOf(fit(validationRows.filter((i) => !held.has(i)))), models, 'validation', fold);
+      const fused = fuseRows(fuserOf(fitOn(validationRows.filter((i) => !held.has(i)))), models, 'validation', fold);
       folds.push(foldScore(context, fused, fold));
       fold.forEach((row, j) => {
         outOfFold[row] = fused[j]!;
@@ -170,7 +170,7 @@ function crossValidated<T>(
     if (r === 0) validation = outOfFold;
   });
   if (progressLabel !== undefined) context.onProgress?.(`${progressLabel}: refit on all validation rows`);
-  const fitted = fit(validationRows);
+  const fitted = fitOn(validationRows);
   return { fitted, validation, test: fuseRows(fuserOf(fitted), models, 'test', allRows(context.yTest)), folds };
 }
 

@@ -1,5 +1,5 @@
 import { dirname, relative } from 'node:path';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from '../core/table.js';
 import type { EvaluationMetrics } from '../ml/metrics.js';
 import type { FusionCandidate } from './candidates.js';
 import { COMPLEXITY_NAMES, SE_MULTIPLIER, complexityOf } from './choice-rule.js';

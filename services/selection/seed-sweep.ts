@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from '../core/table.js';
 import { againstBestSingle } from './report.js';
 import type { SelectionResult } from './select-ensemble.js';
 

@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { type AggregatorConfig, CONFIG_DEFAULTS, validateAggregatorConfig } from '../aggregator/config.js';
-import { stackingFeatureNames } from '../aggregator/fusion/index.js';
-import { MODEL_HEALTH_DEFAULTS } from '../aggregator/model-health.js';
+import { type AggregatorConfig, CONFIG_DEFAULTS, validateAggregatorConfig } from '../core/ensemble-config.js';
+import { stackingFeatureNames } from '../core/fusion/index.js';
+import { BREAKER_DEFAULTS } from '../core/ensemble-config.js';
 import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, paramsVersion, saveArtifact } from '../ml/artifact.js';
 import type { DatasetSource } from '../ml/dataset.js';
 import type { ModelFamily } from '../ml/models/index.js';
@@ -183,7 +183,7 @@ function selectedConfig(classes: string[], chosen: FusionCandidate, metaArtifact
       strategy: chosen.strategy,
       models: chosen.subset.models.filter((id) => chosen.weights[id]! > 0).map((id) => ({ id, weight: chosen.weights[id]! })),
       ...CONFIG_DEFAULTS,
-      breaker: { ...MODEL_HEALTH_DEFAULTS },
+      breaker: { ...BREAKER_DEFAULTS },
       ...(metaArtifact === undefined ? {} : { stacking: { metaArtifact } }),
     },
     'selected config',

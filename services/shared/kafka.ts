@@ -5,7 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { type Admin, type ITopicConfig, Kafka, type KafkaConfig, logLevel as KafkaLogLevel, type logCreator, type SASLOptions } from 'kafkajs';
 import { InfrastructureError } from './errors.js';
 import type { Logger } from './log.js';
-import { FETCH_MAX_BYTES, TOPIC_MAX_MESSAGE_BYTES } from './message-limits.js';
+import { FETCH_MAX_BYTES, } from './message-limits.js';
 import { readiness } from './readiness.js';
 import { FETCH_DEFAULTS, type FetchSettings, type KafkaSecurity, type TlsSettings, type TopicReplication } from './runtime-config.js';
 

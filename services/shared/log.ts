@@ -15,7 +15,7 @@ export interface Logger {
 
 export function createLogger(
   component: string,
-  level: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info',
+  level: LogLevel = 'info',
   base: Record<string, unknown> = {},
 ): Logger {
   const threshold = ORDER[level] ?? ORDER.info;

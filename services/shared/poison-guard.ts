@@ -23,7 +23,7 @@ export class PoisonGuard {
   ) {}
 
   /** `handle` may answer 'retry': the batch failed for reasons of its own and is left unresolved, to be read again. */
-  async run(payload: EachBatchPayload, handle: (payload: EachBatchPayload) => Promise<'retry' | undefined | void>): Promise<void> {
+  async run(payload: EachBatchPayload, handle: (payload: EachBatchPayload) => Promise<unknown>): Promise<void> {
     const { batch } = payload;
     const first = batch.messages[0];
     if (first === undefined || payload.isStale()) return;

@@ -1,4 +1,51 @@
 /**
+ * Suffixes of one partition's join keys, after `RedisKeys.partitionPrefix` (which the Lua scripts
+ * receive in KEYS). Lua gets these names from the generated `schema` include, never from literals.
+ */
+export const JOIN_KEY = Object.freeze({
+  request: 'req:',
+  predictions: ':m',
+  deadlines: 'deadlines',
+  epoch: 'epoch',
+  fusedBucket: 'fused:',
+  fusedIndex: 'fusedix',
+});
+
+/** Fields of a request's join state hash (`RedisKeys.request`). */
+export const REQUEST_FIELD = Object.freeze({
+  /** open | fusing | done (JOIN_STATE) */
+  state: 'st',
+  /** request creation time, ms */
+  createdAt: 'ca',
+  /** deadline, ms since epoch */
+  deadline: 'dl',
+  /** OK answers joined so far */
+  okAnswers: 'k',
+  /** half-open models this request probes, comma separated */
+  probes: 'pw',
+  /** Kafka offset of the message that fused it */
+  fusedBy: 'o',
+  /** models it waited for when it closed, comma separated */
+  awaited: 'a',
+  /** models joined, comma separated */
+  contributors: 'c',
+});
+
+/** Values of REQUEST_FIELD.state. */
+export const JOIN_STATE = Object.freeze({ open: 'open', fusing: 'fusing', done: 'done' });
+
+/** Fields of a partition's epoch hash (`RedisKeys.epoch`). */
+export const EPOCH_FIELD = Object.freeze({
+  /** creation time, ms, before which fused requests are no longer remembered */
+  floor: 'floor',
+  /** log time at which the state was rebuilt from Kafka */
+  restoredAt: 'restoredAt',
+});
+
+/** Minutes of request creation time that one fused bucket covers, ms. */
+export const FUSED_BUCKET_MS = 60_000;
+
+/**
  * Every Redis key of ensemble-stream is built here.
  *
  * Join state is grouped by predictions partition, and the partition is the Redis Cluster hash tag
@@ -9,24 +56,24 @@
 export class RedisKeys {
   constructor(readonly namespace: string) {}
 
-  /** Prefix of one partition's join keys; Lua scripts append `req:<id>` and `req:<id>:m`. */
+  /** Prefix of one partition's join keys; Lua scripts append the JOIN_KEY suffixes to it. */
   partitionPrefix(partition: number): string {
     return `${this.namespace}:{p${partition}}:`;
   }
 
   /** Hash: a request's join state (st = open | fusing | done, o = offset that fused it, c = contributors). */
   request(partition: number, requestId: string): string {
-    return `${this.partitionPrefix(partition)}req:${requestId}`;
+    return `${this.partitionPrefix(partition)}${JOIN_KEY.request}${requestId}`;
   }
 
   /** Hash: model id -> that model's prediction (Avro bytes) for one request, until it is fused. */
   requestPredictions(partition: number, requestId: string): string {
-    return `${this.request(partition, requestId)}:m`;
+    return `${this.request(partition, requestId)}${JOIN_KEY.predictions}`;
   }
 
   /** Sorted set: request id scored by its deadline (ms since epoch), per partition. */
   deadlines(partition: number): string {
-    return `${this.partitionPrefix(partition)}deadlines`;
+    return `${this.partitionPrefix(partition)}${JOIN_KEY.deadlines}`;
   }
 
   /**
@@ -34,17 +81,17 @@ export class RedisKeys {
    * requests are no longer remembered). Missing means the state was lost and must be rebuilt.
    */
   epoch(partition: number): string {
-    return `${this.partitionPrefix(partition)}epoch`;
+    return `${this.partitionPrefix(partition)}${JOIN_KEY.epoch}`;
   }
 
   /** Hash: request id -> 1 for every request created in `minute` (ms / 60000) that was fused. */
   fusedBucket(partition: number, minute: number): string {
-    return `${this.partitionPrefix(partition)}fused:${minute}`;
+    return `${this.partitionPrefix(partition)}${JOIN_KEY.fusedBucket}${minute}`;
   }
 
   /** Sorted set: fused-bucket minute scored by the last log time (Kafka timestamp) a request in it fused. */
   fusedIndex(partition: number): string {
-    return `${this.partitionPrefix(partition)}fusedix`;
+    return `${this.partitionPrefix(partition)}${JOIN_KEY.fusedIndex}`;
   }
 
   /** Pattern matching every key of this namespace (tests and clean-up). */
@@ -94,4 +141,25 @@ export class RedisKeys {
   evaluatorSnapshot(): string {
     return `${this.evaluatorPrefix()}snapshot`;
   }
+}
+
+/** A Lua table constructor for a flat record of names (`{ request = 'req:', ... }`). */
+function luaTable(record: Readonly<Record<string, string | number>>): string {
+  const entries = Object.entries(record).map(([k, v]) => `${k} = ${typeof v === 'number' ? String(v) : `'${v.replace(/[\\']/g, '\\$&')}'`}`);
+  return `{ ${entries.join(', ')} }`;
+}
+
+/**
+ * The join's names as Lua, for the `schema` include of the aggregator's scripts: KEY (suffixes after
+ * the partition prefix), FIELD (request state hash), STATE, EPOCH (epoch hash) and FUSED_BUCKET_MS.
+ */
+export function joinLuaSchema(): string {
+  return [
+    '-- Generated from services/shared/redis-keys.ts: the join keys and fields have one home.',
+    `local KEY = ${luaTable(JOIN_KEY)}`,
+    `local FIELD = ${luaTable(REQUEST_FIELD)}`,
+    `local STATE = ${luaTable(JOIN_STATE)}`,
+    `local EPOCH = ${luaTable(EPOCH_FIELD)}`,
+    `local FUSED_BUCKET_MS = ${FUSED_BUCKET_MS}`,
+  ].join('\n');
 }

@@ -27,7 +27,20 @@ export interface RuntimeConfig {
   logLevel: LogLevel;
   /** How the pipeline's consumers (workers, aggregator) fetch. */
   fetch: FetchSettings;
+  groups: GroupSettings;
+  /** Aggregators: the backstop sweep for expired requests, ms (ES_SWEEP_INTERVAL_MS). */
+  sweepIntervalMs: number;
   supervision: SupervisionSettings;
+}
+
+/** Consumer groups of the pipeline's services and their sessions. */
+export interface GroupSettings {
+  /** ES_AGGREGATOR_GROUP; unset: the aggregator's default group. */
+  aggregator?: string;
+  /** ES_EVALUATOR_GROUP; unset: the evaluator's default group. */
+  evaluator?: string;
+  /** Session of aggregators and workers: a SIGKILLed instance's partitions move after this (ES_SESSION_TIMEOUT_MS). */
+  sessionTimeoutMs: number;
 }
 
 /** What a supervisor (systemd, Kubernetes) relies on. */
@@ -39,6 +52,15 @@ export interface SupervisionSettings {
   shutdownTimeoutMs: number;
   /** A Redis connection down this long is lost for good: the process exits 1 for a restart. */
   redisLostAfterMs: number;
+}
+
+/** LOG_LEVEL, for a process that needs nothing else of the runtime config (the model server). */
+export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  }
+  return logLevel;
 }
 
 export function readSupervision(env: NodeJS.ProcessEnv = process.env): SupervisionSettings {
@@ -120,10 +142,7 @@ export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env): Runtime
   }
   const redis = readRedisConnection(env);
   const partitions = positiveInt(env.ES_PARTITIONS ?? '3', 'ES_PARTITIONS');
-  const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL: "${logLevel}" is not one of debug, info, warn, error, silent`);
-  }
+  const logLevel = readLogLevel(env);
   const redisNamespace = env.ES_REDIS_NAMESPACE ?? 'es';
   if (!/^[A-Za-z0-9_.-]+$/.test(redisNamespace)) {
     throw new ConfigError(`ES_REDIS_NAMESPACE: "${redisNamespace}" may hold only letters, digits, _ . -`);
@@ -143,6 +162,12 @@ export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env): Runtime
       maxWaitMs: positiveInt(env.ES_FETCH_MAX_WAIT_MS ?? String(FETCH_DEFAULTS.maxWaitMs), 'ES_FETCH_MAX_WAIT_MS'),
       minBytes: positiveInt(env.ES_FETCH_MIN_BYTES ?? String(FETCH_DEFAULTS.minBytes), 'ES_FETCH_MIN_BYTES'),
     },
+    groups: {
+      ...(env.ES_AGGREGATOR_GROUP === undefined ? {} : { aggregator: env.ES_AGGREGATOR_GROUP }),
+      ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { evaluator: env.ES_EVALUATOR_GROUP }),
+      sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
+    },
+    sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
     supervision: readSupervision(env),
   };
 }

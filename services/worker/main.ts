@@ -3,7 +3,7 @@ import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
-import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
+import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import { readRequestLimits } from './config.js';
 import type { ModelRunner } from './model-runner.js';
@@ -49,7 +49,7 @@ async function runWorker(runner: ModelRunner, env: NodeJS.ProcessEnv, breakerTim
     logger,
     fetch: runtime.fetch,
     limits,
-    sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
+    sessionTimeoutMs: runtime.groups.sessionTimeoutMs,
     onFatal: exitProcess(`worker ${runner.modelId}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });

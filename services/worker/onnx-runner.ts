@@ -50,7 +50,7 @@ export class OnnxRunner implements ModelRunner {
 
   static async fromBytes(bytes: Uint8Array, options: OnnxRunnerOptions & { source?: string } = {}): Promise<OnnxRunner> {
     const source = options.source ?? 'ONNX model';
-    let model;
+    let model: ReturnType<typeof decodeModel>;
     try {
       model = decodeModel(bytes);
     } catch (error) {

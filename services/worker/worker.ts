@@ -440,8 +440,8 @@ class FetchRound<T> {
     this.flushing = this.flushing
       .then(() => this.flush(members))
       .then(
-        () => waiters.forEach((w) => w.resolve()),
-        (error: unknown) => waiters.forEach((w) => w.reject(error)),
+        () => waiters.forEach((w) => { w.resolve(); }),
+        (error: unknown) => waiters.forEach((w) => { w.reject(error); }),
       );
   }
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AggregatorConfig } from '../../services/aggregator/config.js';
+import type { AggregatorConfig } from '../../services/core/ensemble-config.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
 
 const CLI = join(repoRoot(), 'dist', 'services', 'cli', 'main.js');

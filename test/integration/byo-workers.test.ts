@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Message } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { onnxPathFor } from '../../services/cli/onnx-models.js';
 import { type Manifest, readManifest } from '../../services/cli/training.js';
 import { loadArtifact } from '../../services/ml/artifact.js';
@@ -136,7 +136,7 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
       expect(result.classes).toEqual(manifest.classes);
       const x = data.X[row]!;
       const expected = manifest.classes.map((_, c) => reference.reduce((s, { model }) => s + model.predictProba(x)[c]!, 0) / 3);
-      result.probabilities!.forEach((p, c) => (maxDifference = Math.max(maxDifference, Math.abs(p - expected[c]!))));
+      result.probabilities!.forEach((p, c) => { maxDifference = Math.max(maxDifference, Math.abs(p - expected[c]!)); });
     });
     expect(maxDifference).toBeLessThan(1e-6);
 

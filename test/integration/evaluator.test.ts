@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import type { Kafka, Message } from 'kafkajs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { type AggregatorConfig, validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { readEvaluatorSettings } from '../../services/evaluator/config.js';
 import { Evaluator } from '../../services/evaluator/evaluator.js';
-import { LearnedWeights } from '../../services/evaluator/learned-weights.js';
+import { LearnedWeights } from '../../services/core/learned-weights.js';
 import { argmax, evaluateProbabilities } from '../../services/ml/metrics.js';
 import { createRng, type Rng } from '../../services/ml/random.js';
 import { codecs } from '../../services/shared/codec.js';

@@ -1,6 +1,6 @@
 import type { Message } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MODEL_HEALTH_DEFAULTS } from '../../services/aggregator/model-health.js';
+import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import { createRng } from '../../services/ml/random.js';
 import { codecs } from '../../services/shared/codec.js';
 import { deadlineRecord } from '../../services/shared/control-records.js';
@@ -8,7 +8,7 @@ import type { DeadLetter, FeatureEvent, FusedPrediction, Prediction } from '../.
 import { HEADERS } from '../../services/shared/topics.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
 import { untilConsumed } from '../support/consumed.js';
-import { classificationConfig, createTestTopics, eventually, predictionMessage, produce, tail, TestPipeline, testKafka } from '../support/pipeline.js';
+import { classificationConfig, createTestTopics, eventually, produce, tail, TestPipeline, testKafka } from '../support/pipeline.js';
 
 /**
  * A seeded fuzz run on real Kafka and Redis: every kind of bad message of issue 11, mixed with valid
@@ -98,7 +98,7 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
       workers.push(await pipeline.startWorker(new FuzzRunner(id, i), { limits: { maxMessageBytes: MAX_BYTES }, commitIntervalMs: 200, onFatal: (r) => exits.push(r) }));
     }
     // Breakers kept shut: which model's breaker the unknown requests may open is not this test's question.
-    const config = classificationConfig(MODELS, { deadlineMs: 1500, maxMessageBytes: MAX_BYTES, stateTtlMs: STATE_TTL_MS, breaker: { ...MODEL_HEALTH_DEFAULTS, volumeThreshold: 1_000_000 } });
+    const config = classificationConfig(MODELS, { deadlineMs: 1500, maxMessageBytes: MAX_BYTES, stateTtlMs: STATE_TTL_MS, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 1_000_000 } });
     const aggregator = await pipeline.startAggregatorWith(config, { onFatal: (r) => exits.push(r) });
     const fused = await tail<FusedPrediction>(kafka, topics.fused, (v, h) => codecs.fusedPrediction.decode(v, h as never));
     const dead = await tail<DeadLetter>(kafka, topics.deadLetters, (v, h) => codecs.deadLetter.decode(v, h as never));

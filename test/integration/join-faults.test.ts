@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MODEL_HEALTH_DEFAULTS } from '../../services/aggregator/model-health.js';
+import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import type { FusedPrediction } from '../../services/shared/records.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
 import { testInfra } from '../support/infra.js';
@@ -72,7 +72,7 @@ describe('join semantics under faults', () => {
     await pipeline.startWorker(new SliceRunner('m2', 1, 3));
     // m3 stalls for 3.5 s per call while `stalled` (its own breaker's timeout is longer).
     await pipeline.startWorker(new DelayedRunner('m3', 2, () => (stalled ? 3500 : 0)), { breaker: { timeout: 30_000 } });
-    const config = classificationConfig(MODELS, { deadlineMs: 1000, quorum: 2, breaker: { ...MODEL_HEALTH_DEFAULTS, volumeThreshold: 5, resetTimeout: 2000, warmupMs: 0 } });
+    const config = classificationConfig(MODELS, { deadlineMs: 1000, quorum: 2, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 5, resetTimeout: 2000, warmupMs: 0 } });
     const aggregator = await pipeline.startAggregator(config);
     const fused = await tailFused(kafka, topics);
 
@@ -111,7 +111,7 @@ describe('join semantics under faults', () => {
     // Every model takes 1.5 s per call for the first 2.5 s: the first requests all miss a 1 s deadline.
     const cold = () => (Date.now() - startedAt < 2500 ? 1500 : 0);
     for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new DelayedRunner(id, i, i === 2 ? () => cold() + 300 : cold), { breaker: { timeout: 30_000 } });
-    const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, breaker: { ...MODEL_HEALTH_DEFAULTS, volumeThreshold: 5 } }));
+    const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 5 } }));
     const fused = await tailFused(kafka, topics);
     await stream(kafka, topics.features, 'warm', 300, 100);
     await eventually(() => countByKey(fused.received).size >= 300, '300 results', 90_000);
@@ -131,7 +131,7 @@ describe('join semantics under faults', () => {
     const topics = await createTestTopics(kafka);
     pipeline = new TestPipeline(kafka, topics);
     for (const id of running) await pipeline.startWorker(new SliceRunner(id, MODELS.indexOf(id), 3));
-    const config = classificationConfig(MODELS, { deadlineMs: 1500, breaker: { ...MODEL_HEALTH_DEFAULTS, warmupMs: 0, volumeThreshold: 1000 } });
+    const config = classificationConfig(MODELS, { deadlineMs: 1500, breaker: { ...BREAKER_DEFAULTS, warmupMs: 0, volumeThreshold: 1000 } });
     const aggregator = await pipeline.startAggregator(config);
     const fused = await tailFused(kafka, topics);
     // Redis as a restart without persistence leaves it: every key gone, the pipeline still running.
@@ -168,7 +168,7 @@ describe('join semantics under faults', () => {
       MODELS.slice(0, i % 5 === 0 ? 2 : 3).map((m) => predictionMessage(id, m, p, { requestCreatedAtMs: createdAt + i, receivedAtMs: createdAt + i })),
     );
     await produce(kafka, topics.predictions, backlog);
-    const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, stateTtlMs: 10_000, breaker: { ...MODEL_HEALTH_DEFAULTS, warmupMs: 0 } }));
+    const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, stateTtlMs: 10_000, breaker: { ...BREAKER_DEFAULTS, warmupMs: 0 } }));
     const fused = await tailFused(kafka, topics);
     await eventually(() => countByKey(fused.received).size >= 500, '500 results', 60_000);
     await pipeline.drained(fused);

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type JoinEntry, type JoinOutcome, JoinStore, StateLostError } from '../../services/aggregator/join-store.js';
-import { RedisKeys } from '../../services/shared/redis-keys.js';
+import { JOIN_STATE, REQUEST_FIELD, RedisKeys } from '../../services/shared/redis-keys.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
 
@@ -109,7 +109,7 @@ describe('join scripts on real Redis', () => {
     }
     await store.finish(2, ['r1']);
     expect(await redis.exists(keys.requestPredictions(2, 'r1'))).toBe(0);
-    expect(await redis.hget(keys.request(2, 'r1'), 'st')).toBe('done');
+    expect(await redis.hget(keys.request(2, 'r1'), REQUEST_FIELD.state)).toBe(JOIN_STATE.done);
     expect(await redis.pttl(keys.request(2, 'r1'))).toBeGreaterThan(0);
   });
 
@@ -128,14 +128,14 @@ describe('join scripts on real Redis', () => {
       for (let i = 0; i < entries.length; i += 25) batches.push(entries.slice(i, i + 25));
       const results = await Promise.all(batches.map((b, i) => join(stores[i % stores.length] as JoinStore, 3, b, MODELS, Date.now())));
       const fusedPerRequest = new Map<string, number>();
-      results.forEach((outcomes, i) =>
+      results.forEach((outcomes, i) => {
         outcomes.forEach((o, j) => {
           if (o.kind !== 'fuse') return;
           const id = (batches[i] as JoinEntry[])[j]?.requestId as string;
           fusedPerRequest.set(id, (fusedPerRequest.get(id) ?? 0) + 1);
           expect(o.predictions.size).toBe(MODELS.length);
-        }),
-      );
+        });
+      });
       expect(fusedPerRequest.size).toBe(requests);
       expect([...fusedPerRequest.values()].every((n) => n === 1)).toBe(true);
       const kinds = results.flat().map((o) => o.kind);

@@ -1,4 +1,4 @@
-import { MODEL_HEALTH_DEFAULTS } from '../../services/aggregator/model-health.js';
+import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FusedPrediction } from '../../services/shared/records.js';
 import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, SliceRunner, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
@@ -50,7 +50,7 @@ describe('the pipeline on real Kafka and Redis', () => {
       expect(value.strategy).toBe('soft-voting');
       expect(value.contributors.map((c) => c.modelId).sort()).toEqual(models);
       expect(value.missing).toEqual([]);
-      value.probabilities?.forEach((p, c) => expect(p).toBeCloseTo(expected[c] as number, 12));
+      value.probabilities?.forEach((p, c) => { expect(p).toBeCloseTo(expected[c] as number, 12); });
       expect(value.label).toBe(['a', 'b', 'c'][expected.indexOf(Math.max(...expected))]);
     }
   });
@@ -63,7 +63,7 @@ describe('the pipeline on real Kafka and Redis', () => {
     await pipeline.startWorker(new SliceRunner('m1', 0, 3));
     await pipeline.startWorker(new SliceRunner('m2', 1, 3));
     // A breaker that cannot open within this test, so every result shows the deadline at work.
-    await pipeline.startAggregator(classificationConfig(models, { deadlineMs: 1500, breaker: { ...MODEL_HEALTH_DEFAULTS, volumeThreshold: 1000 } }));
+    await pipeline.startAggregator(classificationConfig(models, { deadlineMs: 1500, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 1000 } }));
     const fused = await tailFused(kafka, topics);
 
     const requests = 40;

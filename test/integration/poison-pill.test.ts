@@ -1,7 +1,7 @@
 import { KafkaJSNonRetriableError } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFuser } from '../../services/aggregator/fusion/index.js';
-import type { Fuser } from '../../services/aggregator/fusion/types.js';
+import { createFuser } from '../../services/core/fusion/index.js';
+import type { Fuser } from '../../services/core/fusion/types.js';
 import { codecs } from '../../services/shared/codec.js';
 import { watchConsumer } from '../../services/shared/consumer-crash.js';
 import type { DeadLetter, Prediction } from '../../services/shared/records.js';
@@ -30,7 +30,7 @@ const FEATURES = [0.2, 0.3, 0.5, 0.6, 0.3, 0.1];
 const HUGE_ARRAY = Buffer.from('146172726179 2d6875676500 80a0d9e61d'.replace(/ /g, ''), 'hex');
 
 const decodeDeadLetter = (v: Buffer | null, h: unknown) => codecs.deadLetter.decode(v, h as never);
-const after = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+const idsAfter = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe('poison pills: one message never stops a partition', () => {
   let pipeline: TestPipeline | undefined;
@@ -60,10 +60,10 @@ describe('poison pills: one message never stops a partition', () => {
     // 130,000 features: 1,040,000 bytes of Avro, under the topic's 1 MiB, far over the workers' 64 KiB.
     const big = featureMessage('big-1', Array.from({ length: 130_000 }, () => 0.5));
     expect((big.value as Buffer).length).toBeGreaterThan(1_000_000);
-    await produce(kafka, topics.features, [big, ...after(30, 'next').map((id) => featureMessage(id, FEATURES))]);
+    await produce(kafka, topics.features, [big, ...idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES))]);
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 2, '30 results and two dead letters');
     await untilConsumed(kafka, readers);
-    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(after(30, 'next')));
+    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(idsAfter(30, 'next')));
     expect(dead.received.map((d) => [d.key, d.value.reasonCode, d.value.service]).sort()).toEqual([
       ['big-1', 'OVERSIZED', 'worker:m1'],
       ['big-1', 'OVERSIZED', 'worker:m2'],
@@ -79,10 +79,10 @@ describe('poison pills: one message never stops a partition', () => {
     const big = predictionMessage('big-1', 'm1', null, { status: 'ERROR', error: 'x'.repeat(1_048_300) });
     expect((big.value as Buffer).length).toBeGreaterThan(1_048_300);
     await produce(kafka, topics.predictions, [big]);
-    await produce(kafka, topics.features, after(30, 'next').map((id) => featureMessage(id, FEATURES)));
+    await produce(kafka, topics.features, idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)));
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 1, '30 results and a dead letter');
     await untilConsumed(kafka, readers);
-    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(after(30, 'next')));
+    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(idsAfter(30, 'next')));
     expect(dead.received.map((d) => [d.key, d.value.reasonCode, d.value.service])).toEqual([['big-1', 'OVERSIZED', 'aggregator']]);
   });
 
@@ -90,10 +90,10 @@ describe('poison pills: one message never stops a partition', () => {
     const { kafka, topics, fused, dead, readers } = await start();
     await produce(kafka, topics.features, [{ key: 'array-huge', value: HUGE_ARRAY, headers: codecs.featureEvent.headers }]);
     await produce(kafka, topics.predictions, [{ key: 'array-huge', value: HUGE_ARRAY, headers: codecs.prediction.headers }]);
-    await produce(kafka, topics.features, after(30, 'next').map((id) => featureMessage(id, FEATURES)));
+    await produce(kafka, topics.features, idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)));
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 3, '30 results and three dead letters');
     await untilConsumed(kafka, readers);
-    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(after(30, 'next')));
+    expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(idsAfter(30, 'next')));
     expect(dead.received.map((d) => [d.value.service, d.value.reasonCode]).sort()).toEqual([
       ['aggregator', 'UNDECODABLE'],
       ['worker:m1', 'UNDECODABLE'],
@@ -123,7 +123,7 @@ describe('poison pills: one message never stops a partition', () => {
     const dead = await tail<DeadLetter>(kafka, topics.deadLetters, decodeDeadLetter);
     const good = (id: string) => MODELS.map((m) => predictionMessage(id, m, [0.2, 0.3, 0.5]));
     const closing = predictionMessage('poison-1', 'm2', [0.4, 0.4, 0.2]);
-    await produce(kafka, topics.predictions, [...good('before'), predictionMessage('poison-1', 'm1', [0.2, 0.3, 0.5]), closing, ...after(30, 'next').flatMap(good)]);
+    await produce(kafka, topics.predictions, [...good('before'), predictionMessage('poison-1', 'm1', [0.2, 0.3, 0.5]), closing, ...idsAfter(30, 'next').flatMap(good)]);
 
     await eventually(() => fused.received.length >= 31 && dead.received.length >= 1, 'every other result and a dead letter', 30_000);
     await untilConsumed(kafka, [{ groupId: `${topics.predictions}-aggregator`, topic: topics.predictions }]);
@@ -133,7 +133,7 @@ describe('poison pills: one message never stops a partition', () => {
     const counts = countByKey(fused.received);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
     // The request whose fusion crashed is accounted for by its closing message's dead letter, not a result.
-    expect(new Set(counts.keys())).toEqual(new Set(['before', ...after(30, 'next')]));
+    expect(new Set(counts.keys())).toEqual(new Set(['before', ...idsAfter(30, 'next')]));
     expect(aggregator.stats.deadLetters).toBe(1);
   });
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { readManifest } from '../../services/cli/training.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
 import { topicsToEnv } from '../../services/shared/topics.js';

@@ -17,7 +17,7 @@ export async function lagging(kafka: Kafka, readers: readonly GroupOnTopic[]): P
       const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
       for (const end of ends) {
         const at = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
-        const position = Number(at) < 0 ? 0 : Number(at);
+        const position = Math.max(0, Number(at));
         if (position < Number(end.offset)) behind.push(`${groupId} ${topic}/${end.partition} at ${position} of ${end.offset}`);
       }
     }

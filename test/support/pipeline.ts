@@ -1,6 +1,6 @@
 import type { Kafka, Message } from 'kafkajs';
 import { Aggregator, type AggregatorOptions } from '../../services/aggregator/aggregator.js';
-import { type AggregatorConfig, validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { type AggregatorConfig, validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { JoinStore, joinStoreOptions } from '../../services/aggregator/join-store.js';
 import { codecs } from '../../services/shared/codec.js';
 import { createKafka, ensureTopics, IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';

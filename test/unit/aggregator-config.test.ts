@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
 const valid = {

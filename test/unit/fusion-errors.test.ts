@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EnsembleError } from '../../services/shared/errors.js';
-import { FusionError, createFuser } from '../../services/aggregator/fusion/index.js';
-import type { FuserSpec, FusionErrorCode, ModelOutput } from '../../services/aggregator/fusion/index.js';
+import { FusionError, createFuser } from '../../services/core/fusion/index.js';
+import type { FuserSpec, FusionErrorCode, ModelOutput } from '../../services/core/fusion/index.js';
 
 const ABC = ['a', 'b', 'c'];
 
@@ -40,8 +40,8 @@ describe('FusionError', () => {
 describe('invalid fuser specs', () => {
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['an unknown task', { task: 'ranking', strategy: 'median' }, /task must be one of classification, regression/],
-    ['a strategy of the other task', { task: 'classification', strategy: 'median', classes: ABC }, /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, stacking, got median/],
-    ['a voting strategy for regression', { task: 'regression', strategy: 'hard-voting' }, /must be one of weighted-average, weighted-sum, median/],
+    ['a strategy of the other task', { task: 'classification', strategy: 'median', classes: ABC }, /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, stacking for classification, got median/],
+    ['a voting strategy for regression', { task: 'regression', strategy: 'hard-voting' }, /must be one of weighted-average, weighted-sum, median for regression/],
     ['classification without classes', { task: 'classification', strategy: 'hard-voting' }, /at least two class labels/],
     ['a single class', { task: 'classification', strategy: 'hard-voting', classes: ['a'] }, /at least two class labels/],
     ['a duplicate class', { task: 'classification', strategy: 'hard-voting', classes: ['a', 'b', 'a'] }, /"a" is listed twice/],

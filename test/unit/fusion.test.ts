@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { STRATEGIES, createFuser, isStrategy, isTask } from '../../services/aggregator/fusion/index.js';
-import type { ModelOutput } from '../../services/aggregator/fusion/index.js';
+import { STRATEGIES, createFuser, isStrategy, isTask } from '../../services/core/fusion/index.js';
+import type { ModelOutput } from '../../services/core/fusion/index.js';
 
 const ABC = ['a', 'b', 'c'] as const;
 
 function expectCloseAll(actual: readonly number[] | undefined, expected: readonly number[]): void {
   expect(actual).toBeDefined();
   expect(actual).toHaveLength(expected.length);
-  expected.forEach((e, i) => expect(actual?.[i]).toBeCloseTo(e, 12));
+  expected.forEach((e, i) => { expect(actual?.[i]).toBeCloseTo(e, 12); });
 }
 
 function expectWeights(actual: Record<string, number>, expected: Record<string, number>): void {
@@ -126,7 +126,7 @@ describe('classification: weighted-average', () => {
     ]);
     // (0.5 + 0.7) / 2, (0.25 + 0.2) / 2, (0.25 + 0.1) / 2, up to float32 rounding (~1e-8)
     const expected = [0.6, 0.225, 0.175];
-    expected.forEach((e, i) => expect(r.probabilities?.[i]).toBeCloseTo(e, 7));
+    expected.forEach((e, i) => { expect(r.probabilities?.[i]).toBeCloseTo(e, 7); });
     expect(r.label).toBe('a');
   });
 });
@@ -404,7 +404,8 @@ describe('fusion mechanics', () => {
     ]);
     expect(r.value).toBe(7); // (4*1 + 8*3) / 4
     expect(Object.keys(r.weightsUsed).sort()).toEqual(['__proto__', 'constructor']);
-    expect(r.weightsUsed['__proto__']).toBe(0.25);
-    expect(r.weightsUsed['constructor']).toBe(0.75);
+    const used = new Map(Object.entries(r.weightsUsed));
+    expect(used.get('__proto__')).toBe(0.25);
+    expect(used.get('constructor')).toBe(0.75);
   });
 });

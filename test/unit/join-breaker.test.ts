@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type BreakerState, JoinBreaker, JOIN_BREAKER_DEFAULTS } from '../../services/aggregator/join-breaker.js';
+import { type BreakerState, JoinBreaker } from '../../services/aggregator/join-breaker.js';
+import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import { type ClosedRequest, ModelHealth, verdicts } from '../../services/aggregator/model-health.js';
 import { createLogger } from '../../services/shared/log.js';
 
-const OPTIONS = { ...JOIN_BREAKER_DEFAULTS, volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 1000, rollingCountTimeout: 3000, probeRequests: 2, warmupMs: 0 };
+const OPTIONS = { ...BREAKER_DEFAULTS, volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 1000, rollingCountTimeout: 3000, probeRequests: 2, warmupMs: 0 };
 const quiet = createLogger('test', 'silent');
 
 function breaker() {

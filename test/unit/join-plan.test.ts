@@ -1,10 +1,10 @@
 import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { staticFuser } from '../../services/aggregator/fuser-factory.js';
 import { admit, deadLetters, settle } from '../../services/aggregator/join-plan.js';
 import type { JoinOutcome } from '../../services/aggregator/join-store.js';
-import { PredictionIngress } from '../../services/aggregator/prediction-ingress.js';
+import { PredictionIngress } from '../../services/core/prediction-ingress.js';
 import { RequestFusion } from '../../services/aggregator/request-fusion.js';
 import { codecs } from '../../services/shared/codec.js';
 import { deadlineRecord } from '../../services/shared/control-records.js';

@@ -90,6 +90,7 @@ describe('model artifacts', () => {
 
 describe('malformed artifacts', () => {
   const good = artifactFor(fitModel('decision-tree', X, y, 2, createRng(1)), 'decision-tree');
+  // biome-ignore lint/suspicious/noExplicitAny: each case corrupts a different nested field of the artifact
   const clone = (): Record<string, any> => structuredClone(good) as unknown as Record<string, any>;
 
   async function expectRejected(content: string, message: RegExp): Promise<ArtifactError> {

@@ -180,7 +180,7 @@ describe('decision tree', () => {
       [1, 1],
     ];
     const model = fitDecisionTree([...X, ...X], [0, 1, 1, 0, 0, 1, 1, 0], 2, createRng(3), { maxDepth: 12 });
-    X.forEach((x, i) => expect(argmax(model.predictProba(x))).toBe([0, 1, 1, 0][i]));
+    X.forEach((x, i) => { expect(argmax(model.predictProba(x))).toBe([0, 1, 1, 0][i]); });
     expect(model.toJSON().tree.feature).toHaveLength(7);
   });
 
@@ -202,9 +202,9 @@ describe('random forest', () => {
     const mean = new Float64Array(3);
     for (const tree of forest.toJSON().trees) {
       const single = modelFromParams({ family: 'decision-tree', nClasses: 3, nFeatures: 4, tree }).predictProba(x);
-      single.forEach((p, c) => (mean[c] = mean[c]! + p / 5));
+      single.forEach((p, c) => { mean[c] = mean[c]! + p / 5; });
     }
-    forest.predictProba(x).forEach((p, c) => expect(p).toBeCloseTo(mean[c]!, 12));
+    forest.predictProba(x).forEach((p, c) => { expect(p).toBeCloseTo(mean[c]!, 12); });
   });
 });
 

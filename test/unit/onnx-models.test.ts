@@ -106,7 +106,7 @@ describe('ONNX export of the built-in families (letter, onnxruntime)', () => {
     try {
       const [answer] = (await runner.predictBatch([test[0]!])) as { probabilities: number[] }[];
       const expected = Array.from(model.predictProba(test[0]!)).reverse();
-      answer!.probabilities.forEach((p, c) => expect(p).toBeCloseTo(expected[c]!, 6));
+      answer!.probabilities.forEach((p, c) => { expect(p).toBeCloseTo(expected[c]!, 6); });
     } finally {
       await runner.close();
     }

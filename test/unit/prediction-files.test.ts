@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import { createRng } from '../../services/ml/random.js';
 import { basePredictionsFromFiles, parsePredictionArgument, readPredictionFile } from '../../services/selection/prediction-files.js';
 import { selectFromPredictionFiles } from '../../services/selection/select-ensemble.js';

@@ -6,7 +6,7 @@ import {
   learnedWeights,
   WEIGHT_LEARNING_DEFAULTS,
   type WeightLearningOptions,
-} from '../../services/evaluator/learned-weights.js';
+} from '../../services/core/learned-weights.js';
 import { ConfigError } from '../../services/shared/errors.js';
 
 const MODELS = ['m1', 'm2', 'm3'];
@@ -50,7 +50,7 @@ describe('learned weights', () => {
     const w = learnedWeights(MODELS, losses, o);
     const raw = [0.2, 0.5, 0.9].map((l) => Math.exp(-o.eta * l));
     const total = raw.reduce((a, b) => a + b, 0);
-    MODELS.forEach((m, i) => expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12));
+    MODELS.forEach((m, i) => { expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12); });
     expectValid(w, o);
   });
 

@@ -2,14 +2,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AggregatorConfig, loadStackingMeta, validateAggregatorConfig } from '../../services/aggregator/config.js';
+import { type AggregatorConfig, loadStackingMeta, validateAggregatorConfig } from '../../services/core/ensemble-config.js';
 import {
   FusionError,
   type ModelOutput,
   createFuser,
   stackingFeatureNames,
   stackingInput,
-} from '../../services/aggregator/fusion/index.js';
+} from '../../services/core/fusion/index.js';
 import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, paramsVersion, saveArtifact } from '../../services/ml/artifact.js';
 import { evaluateProbabilities } from '../../services/ml/metrics.js';
 import { LogisticRegression, fitLogisticRegression } from '../../services/ml/models/logistic-regression.js';
@@ -46,7 +46,7 @@ function softmax(z: readonly number[]): number[] {
 
 function expectClose(actual: readonly number[] | undefined, expected: readonly number[]): void {
   expect(actual).toHaveLength(expected.length);
-  expected.forEach((e, i) => expect(actual?.[i]).toBeCloseTo(e, 12));
+  expected.forEach((e, i) => { expect(actual?.[i]).toBeCloseTo(e, 12); });
 }
 
 describe('stacking input', () => {

@@ -7,12 +7,13 @@
     ARGV    request ids
   Output: the number of requests finished.
 ]]
+--- @include "join-keys"
 local prefix = KEYS[1]
 for i = 1, #ARGV do
-  local stateKey = prefix .. 'req:' .. ARGV[i]
-  redis.call('DEL', stateKey .. ':m')
+  local stateKey = requestKey(prefix, ARGV[i])
+  redis.call('DEL', predictionsKey(prefix, ARGV[i]))
   if redis.call('EXISTS', stateKey) == 1 then
-    redis.call('HSET', stateKey, 'st', 'done')
+    redis.call('HSET', stateKey, FIELD.state, STATE.done)
   end
 end
 return #ARGV

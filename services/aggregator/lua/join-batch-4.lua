@@ -18,8 +18,8 @@
   remembered (expired), or new.
 
   Input:
-    KEYS[1] partition key prefix, e.g. "es:{p3}:" (request keys: prefix.."req:"..id and ..":m",
-            fused buckets: prefix.."fused:"..minute)
+    KEYS[1] partition key prefix, e.g. "es:{p3}:" (request, predictions and fused-bucket keys are
+            built from it by includes/join-keys.lua)
     KEYS[2] the partition's deadline index (sorted set, score = deadline in ms)
     KEYS[3] the partition's epoch (hash: "floor" = creation time below which nothing is remembered);
             missing means this partition's state was lost (Redis restarted empty, flushed, failed over)
@@ -51,6 +51,7 @@
     {5}                                               expired: the request is older than what the
                                                       partition remembers of fused requests
 ]]
+--- @include "join-keys"
 local prefix = KEYS[1]
 local deadlines = KEYS[2]
 local epoch = KEYS[3]
@@ -71,16 +72,15 @@ local quorum = tonumber(ARGV[6])
 local logTime = tonumber(ARGV[7])
 local fusedMemory = tonumber(ARGV[8])
 local n = tonumber(ARGV[9])
-local floor = tonumber(redis.call('HGET', epoch, 'floor') or '0')
-local MINUTE = 60000
+local floor = tonumber(redis.call('HGET', epoch, EPOCH.floor) or '0')
 local probesOpened = 0
 
 local function bucketKey(createdAt)
-  return prefix .. 'fused:' .. math.floor(createdAt / MINUTE)
+  return fusedBucketKey(prefix, minuteOf(createdAt))
 end
 
 local function awaitedOf(stateKey)
-  local pw = redis.call('HGET', stateKey, 'pw')
+  local pw = redis.call('HGET', stateKey, FIELD.probes)
   if pw and pw ~= '' then
     if ARGV[3] == '' then return pw end
     return ARGV[3] .. ',' .. pw
@@ -98,11 +98,10 @@ end
 local function markFusing(stateKey, requestId, offset, awaited, all)
   local models = {}
   for i = 1, #all, 2 do models[#models + 1] = all[i] end
-  redis.call('HSET', stateKey, 'st', 'fusing', 'o', offset, 'c', table.concat(models, ','), 'a', awaited)
+  redis.call('HSET', stateKey, FIELD.state, STATE.fusing, FIELD.fusedBy, offset, FIELD.contributors, table.concat(models, ','), FIELD.awaited, awaited)
   redis.call('ZREM', deadlines, requestId)
-  local createdAt = tonumber(redis.call('HGET', stateKey, 'ca') or '0')
-  local minute = math.floor(createdAt / MINUTE)
-  redis.call('HSET', prefix .. 'fused:' .. minute, requestId, '1')
+  local minute = minuteOf(tonumber(redis.call('HGET', stateKey, FIELD.createdAt) or '0'))
+  redis.call('HSET', fusedBucketKey(prefix, minute), requestId, '1')
   redis.call('ZADD', fusedIndex, 'GT', logTime, minute)
 end
 
@@ -110,7 +109,7 @@ end
 local function completeJoin(stateKey, predKey, stored)
   local need = csv(awaitedOf(stateKey))
   if stored < #need or stored < quorum then return nil end
-  if tonumber(redis.call('HGET', stateKey, 'k') or '0') < quorum then return nil end
+  if tonumber(redis.call('HGET', stateKey, FIELD.okAnswers) or '0') < quorum then return nil end
   local all = redis.call('HGETALL', predKey)
   local have = {}
   for i = 1, #all, 2 do have[all[i]] = true end
@@ -121,7 +120,7 @@ local function completeJoin(stateKey, predKey, stored)
 end
 
 local function contributed(stateKey, model)
-  local c = redis.call('HGET', stateKey, 'c')
+  local c = redis.call('HGET', stateKey, FIELD.contributors)
   if not c then return false end
   for m in string.gmatch(c, '[^,]+') do
     if m == model then return true end
@@ -142,7 +141,7 @@ local function openRequest(stateKey, predKey, requestId, createdAt, deadline)
     pw = probeModels
     probesOpened = probesOpened + 1
   end
-  redis.call('HSET', stateKey, 'st', 'open', 'dl', deadline, 'ca', createdAt, 'pw', pw, 'k', 0)
+  redis.call('HSET', stateKey, FIELD.state, STATE.open, FIELD.deadline, deadline, FIELD.createdAt, createdAt, FIELD.probes, pw, FIELD.okAnswers, 0)
   redis.call('PEXPIRE', stateKey, ttl)
   redis.call('ZADD', deadlines, deadline, requestId)
 end
@@ -158,33 +157,33 @@ for i = 0, n - 1 do
   local deadline = ARGV[base + 5]
   local ok = ARGV[base + 6]
   local payload = ARGV[base + 7]
-  local stateKey = prefix .. 'req:' .. requestId
-  local predKey = stateKey .. ':m'
+  local stateKey = requestKey(prefix, requestId)
+  local predKey = predictionsKey(prefix, requestId)
 
-  local state = redis.call('HGET', stateKey, 'st')
+  local state = redis.call('HGET', stateKey, FIELD.state)
   local verdict = nil
   if kind == 'p' and not state then
     verdict = unknownRequest(requestId, createdAt)
     if not verdict then
       openRequest(stateKey, predKey, requestId, createdAt, deadline)
-      state = 'open'
+      state = STATE.open
     end
   end
   -- How many predictions the request holds after this one joined; 0 when it did not join.
   local stored = 0
-  if state == 'open' and kind == 'p' and redis.call('HSETNX', predKey, model, payload) == 1 then
+  if state == STATE.open and kind == 'p' and redis.call('HSETNX', predKey, model, payload) == 1 then
     stored = redis.call('HLEN', predKey)
-    if ok == '1' then redis.call('HINCRBY', stateKey, 'k', 1) end
+    if ok == '1' then redis.call('HINCRBY', stateKey, FIELD.okAnswers, 1) end
     if stored == 1 then redis.call('PEXPIRE', predKey, ttl) end
   end
 
   if verdict then
     results[#results + 1] = {verdict}
-  elseif state == 'open' then
+  elseif state == STATE.open then
     if kind == 'd' then
       local all = redis.call('HGETALL', predKey)
       local awaited = awaitedOf(stateKey)
-      local probes = redis.call('HGET', stateKey, 'pw') or ''
+      local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
       markFusing(stateKey, requestId, offset, awaited, all)
       results[#results + 1] = fuseOutcome('deadline', awaited, probes, all)
     elseif stored == 0 then
@@ -193,19 +192,19 @@ for i = 0, n - 1 do
       local all = completeJoin(stateKey, predKey, stored)
       if all then
         local awaited = awaitedOf(stateKey)
-        local probes = redis.call('HGET', stateKey, 'pw') or ''
+        local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
         markFusing(stateKey, requestId, offset, awaited, all)
         results[#results + 1] = fuseOutcome('all', awaited, probes, all)
       else
         results[#results + 1] = {0}
       end
     end
-  elseif state == 'fusing' and redis.call('HGET', stateKey, 'o') == offset then
+  elseif state == STATE.fusing and redis.call('HGET', stateKey, FIELD.fusedBy) == offset then
     -- The message that fused this request, delivered again: its transaction did not commit.
     local why = 'all'
     if kind == 'd' then why = 'deadline' end
-    local probes = redis.call('HGET', stateKey, 'pw') or ''
-    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, 'a') or '', probes, redis.call('HGETALL', predKey))
+    local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
+    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, FIELD.awaited) or '', probes, redis.call('HGETALL', predKey))
   elseif kind == 'd' then
     results[#results + 1] = {4}
   elseif state and contributed(stateKey, model) then
@@ -218,12 +217,12 @@ end
 -- Forget fused buckets in which nothing fused for fusedMemory of log time.
 local stale = redis.call('ZRANGEBYSCORE', fusedIndex, '-inf', logTime - fusedMemory, 'LIMIT', 0, 16)
 for _, minute in ipairs(stale) do
-  redis.call('DEL', prefix .. 'fused:' .. minute)
+  redis.call('DEL', fusedBucketKey(prefix, minute))
   redis.call('ZREM', fusedIndex, minute)
-  local upTo = (tonumber(minute) + 1) * MINUTE
+  local upTo = (tonumber(minute) + 1) * FUSED_BUCKET_MS
   if upTo > floor then
     floor = upTo
-    redis.call('HSET', epoch, 'floor', floor)
+    redis.call('HSET', epoch, EPOCH.floor, floor)
   end
 end
 

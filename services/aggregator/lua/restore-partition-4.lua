@@ -20,13 +20,13 @@
 
   Output: the number of requests written.
 ]]
+--- @include "join-keys"
 local prefix = KEYS[1]
 local deadlines = KEYS[2]
 local epoch = KEYS[3]
 local fusedIndex = KEYS[4]
 local ttl = tonumber(ARGV[1])
 local logTime = tonumber(ARGV[4])
-local MINUTE = 60000
 
 local i = 5
 local f = tonumber(ARGV[i])
@@ -34,8 +34,8 @@ i = i + 1
 for _ = 1, f do
   local requestId, createdAt = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
-  local minute = math.floor(createdAt / MINUTE)
-  redis.call('HSET', prefix .. 'fused:' .. minute, requestId, '1')
+  local minute = minuteOf(createdAt)
+  redis.call('HSET', fusedBucketKey(prefix, minute), requestId, '1')
   redis.call('ZADD', fusedIndex, 'GT', logTime, minute)
 end
 
@@ -44,22 +44,22 @@ i = i + 1
 for _ = 1, o do
   local requestId, createdAt, deadline, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   i = i + 4
-  local stateKey = prefix .. 'req:' .. requestId
-  local predKey = stateKey .. ':m'
-  if not redis.call('HGET', stateKey, 'st') then
-    redis.call('HSET', stateKey, 'st', 'open', 'dl', deadline, 'ca', createdAt, 'pw', '', 'k', 0)
+  local stateKey = requestKey(prefix, requestId)
+  local predKey = predictionsKey(prefix, requestId)
+  if not redis.call('HGET', stateKey, FIELD.state) then
+    redis.call('HSET', stateKey, FIELD.state, STATE.open, FIELD.deadline, deadline, FIELD.createdAt, createdAt, FIELD.probes, '', FIELD.okAnswers, 0)
     redis.call('PEXPIRE', stateKey, ttl)
     redis.call('ZADD', deadlines, deadline, requestId)
   end
   for _ = 1, m do
     local model, ok, bytes = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     i = i + 3
-    if redis.call('HSETNX', predKey, model, bytes) == 1 and ok == '1' then redis.call('HINCRBY', stateKey, 'k', 1) end
+    if redis.call('HSETNX', predKey, model, bytes) == 1 and ok == '1' then redis.call('HINCRBY', stateKey, FIELD.okAnswers, 1) end
   end
   redis.call('PEXPIRE', predKey, ttl)
 end
 
 if ARGV[2] == '1' then
-  redis.call('HSET', epoch, 'floor', ARGV[3], 'restoredAt', logTime)
+  redis.call('HSET', epoch, EPOCH.floor, ARGV[3], EPOCH.restoredAt, logTime)
 end
 return f + o

@@ -3,10 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { loadArtifact } from '../ml/artifact.js';
 import type { Classifier } from '../ml/models/index.js';
 import { ConfigError, describeError } from '../shared/errors.js';
-import { ADAPTIVE_STRATEGIES } from './adaptive-fuser.js';
-import { STRATEGIES, stackingFeatureNames } from './fusion/index.js';
-import type { Task } from './fusion/types.js';
-import { MODEL_HEALTH_DEFAULTS, type ModelHealthOptions } from './model-health.js';
+import { stackingFeatureNames, strategyProblem } from './fusion/index.js';
+import type { ConfiguredStrategy } from './fusion/types.js';
 
 /**
  * The aggregator's fusion config: which models to expect, how to weigh and fuse them, how long to
@@ -18,11 +16,16 @@ export interface ModelSpec {
   weight: number;
 }
 
-export interface AggregatorConfig {
-  task: Task;
+/** The task and the strategy a config names: each task has its own strategies. */
+export type TaskStrategy =
+  | { task: 'classification'; strategy: ConfiguredStrategy<'classification'> }
+  | { task: 'regression'; strategy: ConfiguredStrategy<'regression'> };
+
+export type AggregatorConfig = TaskStrategy & EnsembleSettings;
+
+export interface EnsembleSettings {
   /** Classification: class labels, in the order of every model's probabilities. */
   classes: string[];
-  strategy: string;
   models: ModelSpec[];
   /** Wall-clock join deadline after the request was created, unless the request sets its own. */
   deadlineMs: number;
@@ -40,10 +43,40 @@ export interface AggregatorConfig {
   /** When Redis lost a partition's state, how far back Kafka is read to rebuild it, ms. */
   restoreHorizonMs: number;
   /** The per-model circuit breakers that take unhealthy models out of the join. */
-  breaker: ModelHealthOptions;
+  breaker: BreakerOptions;
   /** Required when `strategy` is stacking, and only then; model weights do not apply to stacking. */
   stacking?: StackingConfig;
 }
+
+/**
+ * The per-model circuit breakers of the join (the aggregator's join-breaker.ts): whom a request waits for.
+ */
+export interface BreakerOptions {
+  /** Share of recent outcomes that may fail before the breaker opens, percent. @defaultValue 50 */
+  errorThresholdPercentage: number;
+  /** Outcomes in the window before the share counts. @defaultValue 10 */
+  volumeThreshold: number;
+  /** How long an open breaker waits before probing the model again, ms. @defaultValue 5000 */
+  resetTimeout: number;
+  /** Length of the rolling window of outcomes, ms. @defaultValue 3000 */
+  rollingCountTimeout: number;
+  /** How many new requests wait for a half-open model, per probe round. @defaultValue 3 */
+  probeRequests: number;
+  /**
+   * After the aggregator starts, missed deadlines of a model not yet heard from are not held
+   * against it for this long (consumer groups joining, first connections, cold code). @defaultValue 10000
+   */
+  warmupMs: number;
+}
+
+export const BREAKER_DEFAULTS: BreakerOptions = {
+  errorThresholdPercentage: 50,
+  volumeThreshold: 10,
+  resetTimeout: 5000,
+  rollingCountTimeout: 3000,
+  probeRequests: 3,
+  warmupMs: 10_000,
+};
 
 export interface StackingConfig {
   /**
@@ -91,9 +124,9 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     }
   }
 
-  const strategies = [...(task === 'regression' ? STRATEGIES.regression : STRATEGIES.classification), ...ADAPTIVE_STRATEGIES];
-  if (typeof obj.strategy !== 'string' || !(strategies as readonly string[]).includes(obj.strategy)) {
-    problems.push(`strategy: must be one of ${strategies.join(', ')} for ${String(task)}`);
+  if (task === 'classification' || task === 'regression') {
+    const problem = strategyProblem(task, obj.strategy, { adaptive: true });
+    if (problem !== undefined) problems.push(`strategy: ${problem}`);
   }
 
   const models: ModelSpec[] = [];
@@ -136,14 +169,14 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
   if (stateTtlMs <= deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
   if (restoreHorizonMs <= deadlineMs) problems.push('restoreHorizonMs: must be longer than deadlineMs');
 
-  const breaker = { ...MODEL_HEALTH_DEFAULTS };
+  const breaker = { ...BREAKER_DEFAULTS };
   if (obj.breaker !== undefined) {
     const b = (typeof obj.breaker === 'object' && obj.breaker !== null ? obj.breaker : {}) as Record<string, unknown>;
     if (b !== obj.breaker) problems.push('breaker: must be an object');
     for (const [name, value] of Object.entries(b)) {
-      if (!(name in MODEL_HEALTH_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(MODEL_HEALTH_DEFAULTS).join(', ')})`);
+      if (!(name in BREAKER_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(BREAKER_DEFAULTS).join(', ')})`);
       else if (typeof value !== 'number' || !Number.isInteger(value) || value < (name === 'warmupMs' ? 0 : 1)) problems.push(`breaker.${name}: must be an integer >= ${name === 'warmupMs' ? 0 : 1}`);
-      else breaker[name as keyof ModelHealthOptions] = value;
+      else breaker[name as keyof BreakerOptions] = value;
     }
     if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
   }
@@ -164,9 +197,8 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
 
   if (problems.length > 0) throw new ConfigError(`invalid aggregator config (${source}):\n  - ${problems.join('\n  - ')}`);
   return {
-    task: task as Task,
+    ...({ task, strategy: obj.strategy } as TaskStrategy),
     classes,
-    strategy: obj.strategy as string,
     models,
     deadlineMs,
     quorum,

@@ -26,6 +26,24 @@ export function isStrategy<T extends Task>(task: T, name: unknown): name is Stra
   return typeof name === 'string' && names.includes(name);
 }
 
+/** Strategies whose weights come from label feedback instead of the config file. */
+export const ADAPTIVE_STRATEGIES = Object.freeze(['learned-weights', 'best-model'] as const);
+export type AdaptiveStrategy = (typeof ADAPTIVE_STRATEGIES)[number];
+
+export function isAdaptiveStrategy(name: unknown): name is AdaptiveStrategy {
+  return typeof name === 'string' && (ADAPTIVE_STRATEGIES as readonly string[]).includes(name);
+}
+
+/** What an ensemble config may name for a task: a fixed fusion or an adaptive one. */
+export type ConfiguredStrategy<T extends Task = Task> = Strategy<T> | AdaptiveStrategy;
+
+/** Why `name` is not a strategy of `task`, or undefined when it is; the one check of strategy names. */
+export function strategyProblem(task: Task, name: unknown, options: { adaptive: boolean }): string | undefined {
+  if (isStrategy(task, name) || (options.adaptive && isAdaptiveStrategy(name))) return undefined;
+  const names = [...STRATEGIES[task], ...(options.adaptive ? ADAPTIVE_STRATEGIES : [])];
+  return `must be one of ${names.join(', ')} for ${task}, got ${String(name)}`;
+}
+
 /** One model's answer for one request. */
 export interface ModelOutput {
   modelId: string;

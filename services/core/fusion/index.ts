@@ -3,16 +3,18 @@ import { Batch } from './batch.js';
 import { fuseClassification } from './classification.js';
 import { fuseRegression } from './regression.js';
 import { stackingFusion } from './stacking.js';
-import { STRATEGIES, isStrategy, isTask } from './types.js';
+import { STRATEGIES, isTask, strategyProblem } from './types.js';
 import type { FusionResult, Fuser, FuserSpec, ModelOutput } from './types.js';
 import { WeightTable } from './weights.js';
 
 export { FusionError } from './errors.js';
 export type { FusionErrorCode } from './errors.js';
 export { stackingFeatureNames, stackingInput } from './stacking.js';
-export { STRATEGIES, isStrategy, isTask } from './types.js';
+export { ADAPTIVE_STRATEGIES, STRATEGIES, isAdaptiveStrategy, isStrategy, isTask, strategyProblem } from './types.js';
 export type {
+  AdaptiveStrategy,
   ClassificationSpec,
+  ConfiguredStrategy,
   ClassificationStrategy,
   FusionResult,
   Fuser,
@@ -36,11 +38,8 @@ export function createFuser(spec: FuserSpec): Fuser {
   if (!isTask(spec.task)) {
     throw new ConfigError(`fusion task must be one of ${Object.keys(STRATEGIES).join(', ')}, got ${String(spec.task)}`);
   }
-  if (!isStrategy(spec.task, spec.strategy)) {
-    throw new ConfigError(
-      `fusion strategy for ${spec.task} must be one of ${STRATEGIES[spec.task].join(', ')}, got ${String(spec.strategy)}`,
-    );
-  }
+  const problem = strategyProblem(spec.task, spec.strategy, { adaptive: false });
+  if (problem !== undefined) throw new ConfigError(`fusion strategy ${problem}`);
   if (spec.task === 'classification' && spec.strategy === 'stacking') {
     const stacking = stackingFusion(spec, checkedClasses(spec.classes));
     return fuser('classification', 'stacking', new WeightTable(stacking.weights), stacking.run);

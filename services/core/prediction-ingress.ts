@@ -3,7 +3,7 @@ import { codecs } from '../shared/codec.js';
 import { InvalidMessageError } from '../shared/errors.js';
 import { decodeKeyed } from '../shared/ingress.js';
 import type { Prediction } from '../shared/records.js';
-import type { AggregatorConfig } from './config.js';
+import type { AggregatorConfig } from './ensemble-config.js';
 import { FusionError } from './fusion/index.js';
 import { checkedProbabilities, checkedValue } from './fusion/validate.js';
 
