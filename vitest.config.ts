@@ -9,6 +9,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // A ceiling for a loaded machine (selection and training run real fits), not a speed check.
+          testTimeout: 60_000,
         },
       },
       {

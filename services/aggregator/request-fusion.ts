@@ -25,9 +25,49 @@ export class RequestFusion {
 
   fuse(input: RequestFusionInput): FusedPrediction {
     const { config } = this;
+    const { outputs, versions, missing } = this.sortAnswers(input);
+    const first = input.predictions[0];
+    const base = {
+      requestId: input.requestId,
+      strategy: this.fuser.strategy,
+      requestCreatedAtMs: first?.requestCreatedAtMs ?? input.nowMs,
+      fusedAtMs: input.nowMs,
+      classes: config.classes,
+      missing,
+    };
+    const none = { status: 'INSUFFICIENT', label: null, probabilities: null, value: null } as const;
+    if (outputs.length < config.quorum) {
+      // No answer is given, but every model that answered is named (with no weight in an answer).
+      const answered = outputs.map((o) => ({ modelId: o.modelId, modelVersion: versions.get(o.modelId) ?? '', weight: 0 }));
+      return { ...base, ...none, contributors: answered };
+    }
+    let result: FusionResult;
+    try {
+      result = this.fuser.fuse(outputs);
+    } catch (error) {
+      // Inputs were validated on arrival, so this is a defect; answer explicitly rather than drop.
+      const failed = outputs.map((o) => ({ modelId: o.modelId, reason: 'ERROR' as const, detail: describeError(error) }));
+      return { ...base, ...none, contributors: [], missing: [...missing, ...failed] };
+    }
+    return {
+      ...base,
+      status: missing.length === 0 ? 'COMPLETE' : 'PARTIAL',
+      label: result.label ?? null,
+      probabilities: result.probabilities ?? null,
+      value: result.value ?? null,
+      contributors: outputs.map((o) => ({
+        modelId: o.modelId,
+        modelVersion: versions.get(o.modelId) ?? '',
+        weight: result.weightsUsed[o.modelId] ?? 0,
+      })),
+    };
+  }
+
+  /** Each configured model's part: an output to fuse (with its version) or why it is missing. */
+  private sortAnswers(input: RequestFusionInput): { outputs: ModelOutput[]; versions: Map<string, string>; missing: FusedPrediction['missing'] } {
+    const { config } = this;
     const byModel = new Map<string, Prediction>();
     for (const p of input.predictions) byModel.set(p.modelId, p);
-
     const outputs: ModelOutput[] = [];
     const versions = new Map<string, string>();
     const missing: FusedPrediction['missing'] = [];
@@ -44,47 +84,6 @@ export class RequestFusion {
         versions.set(id, p.modelVersion);
       }
     }
-
-    const first = input.predictions[0];
-    const base = {
-      requestId: input.requestId,
-      strategy: this.fuser.strategy,
-      requestCreatedAtMs: first?.requestCreatedAtMs ?? input.nowMs,
-      fusedAtMs: input.nowMs,
-      classes: config.classes,
-      missing,
-    };
-    if (outputs.length < config.quorum) {
-      // No answer is given, but every model that answered is named (with no weight in an answer).
-      const answered = outputs.map((o) => ({ modelId: o.modelId, modelVersion: versions.get(o.modelId) ?? '', weight: 0 }));
-      return { ...base, status: 'INSUFFICIENT', label: null, probabilities: null, value: null, contributors: answered };
-    }
-    let result: FusionResult;
-    try {
-      result = this.fuser.fuse(outputs);
-    } catch (error) {
-      // Inputs were validated on arrival, so this is a defect; answer explicitly rather than drop.
-      return {
-        ...base,
-        status: 'INSUFFICIENT',
-        label: null,
-        probabilities: null,
-        value: null,
-        contributors: [],
-        missing: [...missing, ...outputs.map((o) => ({ modelId: o.modelId, reason: 'ERROR' as const, detail: describeError(error) }))],
-      };
-    }
-    return {
-      ...base,
-      status: missing.length === 0 ? 'COMPLETE' : 'PARTIAL',
-      label: result.label ?? null,
-      probabilities: result.probabilities ?? null,
-      value: result.value ?? null,
-      contributors: outputs.map((o) => ({
-        modelId: o.modelId,
-        modelVersion: versions.get(o.modelId) ?? '',
-        weight: result.weightsUsed[o.modelId] ?? 0,
-      })),
-    };
+    return { outputs, versions, missing };
   }
 }

@@ -107,90 +107,23 @@ export function loadAggregatorConfig(path: string): AggregatorConfig {
 
 export function validateAggregatorConfig(raw: unknown, source = 'config'): AggregatorConfig {
   const problems: string[] = [];
-  const obj = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+  const obj = asObject(raw);
   if (obj !== raw) problems.push('must be a JSON object');
 
   const task = obj.task;
   if (task !== 'classification' && task !== 'regression') problems.push('task: must be "classification" or "regression"');
-
-  let classes: string[] = [];
-  if (task === 'classification') {
-    if (!Array.isArray(obj.classes) || obj.classes.length < 2 || !obj.classes.every((c) => typeof c === 'string' && c !== '')) {
-      problems.push('classes: a classification config needs at least two non-empty class labels');
-    } else if (new Set(obj.classes).size !== obj.classes.length) {
-      problems.push('classes: labels must be unique');
-    } else {
-      classes = obj.classes as string[];
-    }
-  }
-
-  if (task === 'classification' || task === 'regression') {
+  else {
     const problem = strategyProblem(task, obj.strategy, { adaptive: true });
     if (problem !== undefined) problems.push(`strategy: ${problem}`);
   }
-
-  const models: ModelSpec[] = [];
-  if (!Array.isArray(obj.models) || obj.models.length === 0) {
-    problems.push('models: list at least one model');
-  } else {
-    obj.models.forEach((m: unknown, i: number) => {
-      const spec = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>;
-      const id = spec.id;
-      const weight = spec.weight ?? 1;
-      if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(id)) {
-        problems.push(`models[${i}].id: letters, digits, _ . - only`);
-        return;
-      }
-      if (models.some((x) => x.id === id)) problems.push(`models[${i}].id: "${id}" is listed twice`);
-      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
-        problems.push(`models[${i}].weight: must be a finite number >= 0`);
-        return;
-      }
-      models.push({ id, weight });
-    });
-    if (models.length > 0 && models.every((m) => m.weight === 0)) problems.push('models: at least one weight must be positive');
-  }
-
-  const num = (name: keyof typeof CONFIG_DEFAULTS, min: number, integer: boolean): number => {
-    const v = obj[name] ?? CONFIG_DEFAULTS[name];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      problems.push(`${name}: must be ${integer ? 'an integer' : 'a number'} >= ${min}`);
-      return CONFIG_DEFAULTS[name];
-    }
-    return v;
-  };
-  const deadlineMs = num('deadlineMs', 1, true);
-  const quorum = num('quorum', 1, true);
-  const stateTtlMs = num('stateTtlMs', 1000, true);
-  const maxMessageBytes = num('maxMessageBytes', 64, true);
-  const fusedMemoryMs = num('fusedMemoryMs', 60_000, true);
-  const restoreHorizonMs = num('restoreHorizonMs', 1000, true);
-  if (models.length > 0 && quorum > models.length) problems.push(`quorum: ${quorum} is more than the ${models.length} models listed`);
-  if (stateTtlMs <= deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
-  if (restoreHorizonMs <= deadlineMs) problems.push('restoreHorizonMs: must be longer than deadlineMs');
-
-  const breaker = { ...BREAKER_DEFAULTS };
-  if (obj.breaker !== undefined) {
-    const b = (typeof obj.breaker === 'object' && obj.breaker !== null ? obj.breaker : {}) as Record<string, unknown>;
-    if (b !== obj.breaker) problems.push('breaker: must be an object');
-    for (const [name, value] of Object.entries(b)) {
-      if (!(name in BREAKER_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(BREAKER_DEFAULTS).join(', ')})`);
-      else if (typeof value !== 'number' || !Number.isInteger(value) || value < (name === 'warmupMs' ? 0 : 1)) problems.push(`breaker.${name}: must be an integer >= ${name === 'warmupMs' ? 0 : 1}`);
-      else breaker[name as keyof BreakerOptions] = value;
-    }
-    if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
-  }
-
-  let stacking: StackingConfig | undefined;
-  if (obj.strategy === 'stacking' && obj.stacking === undefined) {
-    problems.push('stacking: the stacking strategy needs { "metaArtifact": "<path>" }');
-  } else if (obj.stacking !== undefined) {
-    const s = (typeof obj.stacking === 'object' && obj.stacking !== null ? obj.stacking : {}) as Record<string, unknown>;
-    if (obj.strategy !== 'stacking') problems.push('stacking: applies only to the stacking strategy');
-    else if (typeof s.metaArtifact !== 'string' || s.metaArtifact === '') problems.push('stacking.metaArtifact: must be a non-empty path');
-    else stacking = { metaArtifact: s.metaArtifact };
-    for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
-  }
+  const classes = task === 'classification' ? readClasses(obj.classes, problems) : [];
+  const models = readModels(obj.models, problems);
+  const numbers = readNumbers(obj, problems);
+  if (models.length > 0 && numbers.quorum > models.length) problems.push(`quorum: ${numbers.quorum} is more than the ${models.length} models listed`);
+  if (numbers.stateTtlMs <= numbers.deadlineMs) problems.push('stateTtlMs: must be longer than deadlineMs');
+  if (numbers.restoreHorizonMs <= numbers.deadlineMs) problems.push('restoreHorizonMs: must be longer than deadlineMs');
+  const breaker = readBreaker(obj.breaker, problems);
+  const stacking = readStacking(obj, problems);
 
   const known = new Set(['task', 'classes', 'strategy', 'models', 'breaker', 'stacking', ...Object.keys(CONFIG_DEFAULTS)]);
   for (const key of Object.keys(obj)) if (!known.has(key)) problems.push(`${key}: unknown setting`);
@@ -200,15 +133,98 @@ export function validateAggregatorConfig(raw: unknown, source = 'config'): Aggre
     ...({ task, strategy: obj.strategy } as TaskStrategy),
     classes,
     models,
-    deadlineMs,
-    quorum,
-    stateTtlMs,
-    maxMessageBytes,
-    fusedMemoryMs,
-    restoreHorizonMs,
+    ...numbers,
     breaker,
     ...(stacking === undefined ? {} : { stacking }),
   };
+}
+
+function asObject(raw: unknown): Record<string, unknown> {
+  return (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+}
+
+function readClasses(raw: unknown, problems: string[]): string[] {
+  if (!Array.isArray(raw) || raw.length < 2 || !raw.every((c) => typeof c === 'string' && c !== '')) {
+    problems.push('classes: a classification config needs at least two non-empty class labels');
+  } else if (new Set(raw).size !== raw.length) {
+    problems.push('classes: labels must be unique');
+  } else {
+    return raw as string[];
+  }
+  return [];
+}
+
+function readModels(raw: unknown, problems: string[]): ModelSpec[] {
+  const models: ModelSpec[] = [];
+  if (!Array.isArray(raw) || raw.length === 0) {
+    problems.push('models: list at least one model');
+    return models;
+  }
+  raw.forEach((m: unknown, i: number) => {
+    const spec = asObject(m);
+    const id = spec.id;
+    const weight = spec.weight ?? 1;
+    if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(id)) {
+      problems.push(`models[${i}].id: letters, digits, _ . - only`);
+      return;
+    }
+    if (models.some((x) => x.id === id)) problems.push(`models[${i}].id: "${id}" is listed twice`);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+      problems.push(`models[${i}].weight: must be a finite number >= 0`);
+      return;
+    }
+    models.push({ id, weight });
+  });
+  if (models.length > 0 && models.every((m) => m.weight === 0)) problems.push('models: at least one weight must be positive');
+  return models;
+}
+
+function readNumbers(obj: Record<string, unknown>, problems: string[]): { -readonly [K in keyof typeof CONFIG_DEFAULTS]: number } {
+  const num = (name: keyof typeof CONFIG_DEFAULTS, min: number): number => {
+    const v = obj[name] ?? CONFIG_DEFAULTS[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      problems.push(`${name}: must be an integer >= ${min}`);
+      return CONFIG_DEFAULTS[name];
+    }
+    return v;
+  };
+  return {
+    deadlineMs: num('deadlineMs', 1),
+    quorum: num('quorum', 1),
+    stateTtlMs: num('stateTtlMs', 1000),
+    maxMessageBytes: num('maxMessageBytes', 64),
+    fusedMemoryMs: num('fusedMemoryMs', 60_000),
+    restoreHorizonMs: num('restoreHorizonMs', 1000),
+  };
+}
+
+function readBreaker(raw: unknown, problems: string[]): BreakerOptions {
+  const breaker = { ...BREAKER_DEFAULTS };
+  if (raw === undefined) return breaker;
+  const b = asObject(raw);
+  if (b !== raw) problems.push('breaker: must be an object');
+  for (const [name, value] of Object.entries(b)) {
+    const min = name === 'warmupMs' ? 0 : 1;
+    if (!(name in BREAKER_DEFAULTS)) problems.push(`breaker.${name}: unknown setting (known: ${Object.keys(BREAKER_DEFAULTS).join(', ')})`);
+    else if (typeof value !== 'number' || !Number.isInteger(value) || value < min) problems.push(`breaker.${name}: must be an integer >= ${min}`);
+    else breaker[name as keyof BreakerOptions] = value;
+  }
+  if (breaker.errorThresholdPercentage > 100) problems.push('breaker.errorThresholdPercentage: must be at most 100');
+  return breaker;
+}
+
+function readStacking(obj: Record<string, unknown>, problems: string[]): StackingConfig | undefined {
+  if (obj.strategy === 'stacking' && obj.stacking === undefined) {
+    problems.push('stacking: the stacking strategy needs { "metaArtifact": "<path>" }');
+    return undefined;
+  }
+  if (obj.stacking === undefined) return undefined;
+  const s = asObject(obj.stacking);
+  for (const name of Object.keys(s)) if (name !== 'metaArtifact') problems.push(`stacking.${name}: unknown setting`);
+  if (obj.strategy !== 'stacking') problems.push('stacking: applies only to the stacking strategy');
+  else if (typeof s.metaArtifact !== 'string' || s.metaArtifact === '') problems.push('stacking.metaArtifact: must be a non-empty path');
+  else return { metaArtifact: s.metaArtifact };
+  return undefined;
 }
 
 /**

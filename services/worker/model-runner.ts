@@ -10,7 +10,8 @@ export interface ModelRunner {
   readonly featureCount: number | undefined;
   /** How many probabilities a classifier's answer holds; undefined when unknown or for regression. */
   readonly classCount?: number | undefined;
-  predict(features: readonly number[]): Promise<ModelAnswer>;
+  /** `requestId` is for runners that can pass it on (a remote model's logs); the answer must not depend on it. */
+  predict(features: readonly number[], requestId?: string): Promise<ModelAnswer>;
   /**
    * One call for a whole batch (a partition's share of a fetch), answers in the rows' order. Runners
    * whose runtime is faster per batch than per row implement it; the worker then calls it once per batch.

@@ -90,7 +90,7 @@ interface RoundBatch {
  */
 export class ModelWorker {
   readonly stats: WorkerStats = { predictions: 0, errors: 0, abstains: 0, deadLetters: 0, deadLettersByReason: {}, invalidOutputs: 0 };
-  readonly breaker: CircuitBreaker<[readonly number[]], ModelAnswer>;
+  readonly breaker: CircuitBreaker<[readonly number[], string], ModelAnswer>;
   readonly metrics: WorkerMetrics;
   /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
   private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
@@ -137,7 +137,7 @@ export class ModelWorker {
       // Per-call latency lists cost memory on every call, and opossum sorts them all on every failure.
       rollingPercentilesEnabled: false,
     };
-    this.breaker = new CircuitBreaker((features: readonly number[]) => runner.predict(features), breakerOptions);
+    this.breaker = new CircuitBreaker((features: readonly number[], requestId: string) => runner.predict(features, requestId), breakerOptions);
     const batch = runner.predictBatch?.bind(runner);
     this.batchBreaker = batch === undefined ? undefined : new CircuitBreaker(batch, breakerOptions);
     const transition = (state: string) => () => o.logger.warn(`model breaker ${state}`, { model: runner.modelId });
@@ -249,7 +249,7 @@ export class ModelWorker {
   private async predict(event: FeatureEvent, receivedAtMs: number): Promise<Prediction> {
     const started = performance.now();
     try {
-      const answer = await this.breaker.fire(event.features);
+      const answer = await this.breaker.fire(event.features, event.requestId);
       return this.answered(event, receivedAtMs, answer, started);
     } catch (error) {
       return this.failed(event, receivedAtMs, error, started);

@@ -277,13 +277,13 @@ describe('RemoteRunner behind the worker’s circuit breaker', () => {
     const breaker = workerBreaker(runner, { timeout: 3000, errorThresholdPercentage: 50, resetTimeout: 1500, volumeThreshold: 3 });
     try {
       const opened = once(breaker, 'open');
-      for (let i = 0; i < 3; i++) expect((await rejection(breaker.fire([0, 0]))).code).toBe('MODEL_UNAVAILABLE');
+      for (let i = 0; i < 3; i++) expect((await rejection(breaker.fire([0, 0], `req-${Date.now()}`))).code).toBe('MODEL_UNAVAILABLE');
       await opened;
       expect(breaker.opened).toBe(true);
       const halfOpen = once(breaker, 'halfOpen');
 
       const seen = server.stats.inferRequests;
-      const refused = await breaker.fire([0, 0]).then(
+      const refused = await breaker.fire([0, 0], `req-${Date.now()}`).then(
         () => undefined,
         (e: unknown) => e as { code?: string },
       );
@@ -293,7 +293,7 @@ describe('RemoteRunner behind the worker’s circuit breaker', () => {
       server.setFaults({});
       await halfOpen;
       const closed = once(breaker, 'close');
-      expect(await breaker.fire([6, 0])).toEqual({ probabilities: Array.from(fitted.predictProba([6, 0])) });
+      expect(await breaker.fire([6, 0], `req-${Date.now()}`)).toEqual({ probabilities: Array.from(fitted.predictProba([6, 0])) });
       await closed;
       expect(breaker.closed).toBe(true);
       expect(server.stats.inferRequests).toBe(seen + 1);
@@ -307,7 +307,7 @@ describe('RemoteRunner behind the worker’s circuit breaker', () => {
     const runner = await connect(server);
     const breaker = workerBreaker(runner, { timeout: 3000, errorThresholdPercentage: 50, resetTimeout: 1500, volumeThreshold: 3 });
     try {
-      for (let i = 0; i < 6; i++) expect((await rejection(breaker.fire([0, 0]))).code).toBe('MODEL_REJECTED');
+      for (let i = 0; i < 6; i++) expect((await rejection(breaker.fire([0, 0], `req-${Date.now()}`))).code).toBe('MODEL_REJECTED');
       expect(breaker.closed).toBe(true);
       expect(breaker.stats.failures).toBe(0);
     } finally {
