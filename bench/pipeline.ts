@@ -111,7 +111,8 @@ export class Pipeline {
     const configPath = join(workDir, `aggregator-${profile.name}.json`);
     writeFileSync(configPath, `${JSON.stringify(profile.config, null, 2)}\n`);
     const envFor = (name: string): NodeJS.ProcessEnv => {
-      const counted = kafkaRequestsEnv(env, requestsFile(workDir, name));
+      // Several workers share the host: any free port for each one's /metrics.
+      const counted = { ...kafkaRequestsEnv(env, requestsFile(workDir, name)), ES_METRICS_PORT: '0' };
       if (cpuProfileDir === undefined) return counted;
       return { ...withPreload(counted, 'cpu-profile.js'), ES_BENCH_CPU_PROFILE: join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`) };
     };

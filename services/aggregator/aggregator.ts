@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicOffsets } from 'kafkajs';
 import type { RedisClient as Redis } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
@@ -10,6 +11,7 @@ import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from '../core/ensemble-config.js';
+import { AggregatorMetrics } from './aggregator-metrics.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { staticFuser } from './fuser-factory.js';
 import type { Fuser } from '../core/fusion/index.js';
@@ -44,6 +46,8 @@ export interface AggregatorOptions {
   controlSecret: Buffer;
   /** Called when the consumer is gone for good. @defaultValue logs it */
   onFatal?: FatalHandler;
+  /** Where the aggregator's instruments are registered (its /metrics). @defaultValue a registry of its own */
+  metrics?: Registry;
 }
 
 /** Running totals since start, for reports and tests. */
@@ -95,6 +99,7 @@ export class Aggregator {
   private readonly sweeper: DeadlineSweeper;
   private readonly expected: readonly string[];
   readonly health: ModelHealth;
+  readonly metrics: AggregatorMetrics;
   private readonly groupId: string;
   private readonly service = 'aggregator';
   private readonly guard: PoisonGuard;
@@ -119,6 +124,8 @@ export class Aggregator {
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
     this.expected = o.config.models.map((m) => m.id);
     this.health = new ModelHealth(this.expected, o.config.breaker, o.logger);
+    const openJoins = (p: number) => o.sweeperRedis.zcard(o.joinStore.keys.deadlines(p));
+    this.metrics = new AggregatorMetrics(o.config, this.stats, this.health, openJoins, o.metrics);
     this.sweeper = new DeadlineSweeper({
       kafka: o.kafka,
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
@@ -171,16 +178,26 @@ export class Aggregator {
 
   private async processBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
     const now = Date.now();
+    const started = performance.now();
+    this.metrics.fetched(batch.partition, batch.offsetLag());
     const admitted = admit(batch, this.ingress, this.o.config.deadlineMs, this.o.controlSecret);
     const plan = this.health.plan(now);
     const joined = await this.join(batch, admitted, plan, now, heartbeat);
+    const joinedAt = performance.now();
+    this.metrics.step('join', joinedAt - started);
     this.health.probesStarted(plan.probe, joined.probesOpened);
     this.wakeAtDeadlines(admitted, joined);
     const settled = settle(admitted, joined.outcomes, this.fusion);
-    const letters = deadLetters(batch, [...admitted.rejected, ...settled.rejected], this.service, now, this.o.logger);
+    const rejected = [...admitted.rejected, ...settled.rejected];
+    const letters = deadLetters(batch, rejected, this.service, now, this.o.logger);
     const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
+    const committing = performance.now();
     await this.commit(batch, fused, letters);
     this.counted(batch.partition, settled, letters.length);
+    const done = performance.now();
+    this.metrics.step('transaction', done - committing);
+    this.metrics.step('batch', done - started);
+    this.metrics.committed(settled.fused, rejected.map((r) => r.error.code));
   }
 
   /** One join script call; a partition whose state Redis lost is rebuilt from Kafka first. */

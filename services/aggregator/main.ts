@@ -1,7 +1,9 @@
+import { configSummary } from '../shared/config-summary.js';
 import { createKafka } from '../shared/kafka.js';
 import { readControlSecret } from '../shared/control-records.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
 import { createRedis, describeRedis, verifyRedis } from '../shared/redis.js';
 import { RedisKeys } from '../shared/redis-keys.js';
 import { readRuntimeConfig } from '../shared/runtime-config.js';
@@ -16,6 +18,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const config = loadAggregatorConfig(configPath);
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
   const control = readControlSecret(env);
+  const endpoint = readMetricsEndpoint(env, METRICS_PORTS.aggregator);
   if (control.source === 'generated') logger.warn('ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production', { file: control.file });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `aggregator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redis, `aggregator-${runtime.instanceId}`);
@@ -38,13 +41,17 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
     sessionTimeoutMs: runtime.groups.sessionTimeoutMs,
     ...(runtime.groups.aggregator === undefined ? {} : { groupId: runtime.groups.aggregator }),
   });
+  let metrics: MetricsServer | undefined;
   const start = async () => {
+    logger.info('aggregator starting', configSummary(runtime, { config: configPath, strategy: config.strategy, models: config.models.map((m) => m.id), deadlineMs: config.deadlineMs, quorum: config.quorum, metricsPort: endpoint?.port ?? 'off' }));
+    if (endpoint !== undefined) metrics = await serveMetrics(aggregator.metrics.registry, endpoint.port, endpoint.host, logger);
     await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();
     await aggregator.start();
   };
   await runUntilSignal('aggregator', logger, start, async () => {
     await aggregator.stop();
+    await metrics?.close();
     fusion.stop();
     redis.disconnect();
     sweeperRedis.disconnect();

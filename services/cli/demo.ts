@@ -6,6 +6,7 @@ import { loadDataset, type DatasetName } from '../ml/dataset.js';
 import { argmax, classificationMetrics, logLoss } from '../ml/metrics.js';
 import { createKafka, IDEMPOTENT_RETRY } from '../shared/kafka.js';
 import { createLogger } from '../shared/log.js';
+import { METRICS_PORTS } from '../shared/metrics-server.js';
 import type { EnsembleMetrics } from '../shared/records.js';
 import type { RuntimeConfig } from '../shared/runtime-config.js';
 import { GROUPS, topicsToEnv } from '../shared/topics.js';
@@ -30,8 +31,10 @@ export interface DemoOptions {
   configPath?: string;
   /** Run the workers on the models' ONNX exports where a family has one (the others built in). */
   onnx?: boolean;
-  /** Port of the evaluator's Prometheus endpoint. @defaultValue 9464 */
+  /** Port of the evaluator's Prometheus endpoint; the aggregator's is the next, then one per worker. @defaultValue 9464 */
   metricsPort?: number;
+  /** Serve the live dashboard (ES_DASHBOARD_PORT, 9460) and keep everything up until Ctrl-C. */
+  dashboard?: boolean;
 }
 
 /** Figures computed here, offline, from what the demo itself collected. */
@@ -99,14 +102,20 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
       ES_METRICS_INTERVAL_MS: '1000',
       ES_METRICS_PORT: String(metricsPort),
     };
+    const ports = demoMetricsPorts(metricsPort, manifest.models.map((m) => m.modelId));
+    if (o.dashboard === true) {
+      const dashboardPort = Number(process.env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard);
+      services.push(spawnService('dashboard', ['dashboard', ...ports.targets.flatMap((t) => ['--scrape', t])], { ...env, ES_DASHBOARD_PORT: String(dashboardPort) }));
+      say(`  dashboard: http://127.0.0.1:${dashboardPort}/`);
+    }
     const onnx = o.onnx === true ? await exportOnnxModels(manifest.models, say) : new Map<string, string>();
     for (const m of manifest.models) {
       const path = onnx.get(m.modelId);
       const args = path === undefined ? ['worker', '--artifact', m.artifactPath] : ['worker', '--onnx', path];
       if (path !== undefined) say(`  ${m.modelId}: ONNX (${path})`);
-      services.push(spawnService(`worker-${m.modelId}`, args, env));
+      services.push(spawnService(`worker-${m.modelId}`, args, { ...env, ES_METRICS_PORT: String(ports.worker(m.modelId)) }));
     }
-    services.push(spawnService('aggregator', ['aggregator', '--config', configPath], env));
+    services.push(spawnService('aggregator', ['aggregator', '--config', configPath], { ...env, ES_METRICS_PORT: String(ports.aggregator) }));
     services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
     await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
 
@@ -138,10 +147,30 @@ export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<v
     await snapshots.stop();
     if (snapshot === undefined) say('  no metrics snapshot covered every label within 60 s (see .local/logs/evaluator.log)');
     else say(await compareWithEvaluator(snapshot, offline, `http://127.0.0.1:${metricsPort}/metrics`));
+    if (o.dashboard === true) await untilInterrupted(say);
   } finally {
     await Promise.all(services.map((s) => s.stop()));
     if (!o.keepInfra) infraDown(started);
   }
+}
+
+/** /metrics ports of the demo's services: the evaluator's, the aggregator's next, then one per worker. */
+function demoMetricsPorts(evaluator: number, models: readonly string[]) {
+  const worker = (model: string) => evaluator + 2 + models.indexOf(model);
+  const url = (port: number) => `http://127.0.0.1:${port}/metrics`;
+  return {
+    aggregator: evaluator + 1,
+    worker,
+    targets: [`evaluator=${url(evaluator)}`, `aggregator=${url(evaluator + 1)}`, ...models.map((m) => `${m}=${url(worker(m))}`)],
+  };
+}
+
+async function untilInterrupted(say: (line: string) => void): Promise<void> {
+  say(`dashboard stays up: http://127.0.0.1:${process.env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard}/ (Ctrl-C stops everything)`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
 }
 
 function report(manifest: Manifest, c: Collected, truth: Map<string, number>, sent: number, elapsedS: number, complete: boolean): { text: string; offline: OfflineFigures[] } {

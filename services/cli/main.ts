@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { runAggregator } from '../aggregator/main.js';
+import { runDashboard } from '../dashboard/main.js';
 import { ConfigError, describeError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { positiveInt, readRuntimeConfig } from '../shared/runtime-config.js';
@@ -18,7 +19,7 @@ import { artifactsDir, train, writeManifest } from './training.js';
 const USAGE = `usage: ensemble-stream <command> [options]
 
 commands:
-  demo        [--dataset letter|spam|satellite] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx]
+  demo        [--dataset letter|spam|satellite] [--rate N (250; 0 = full speed)] [--limit N] [--config FILE] [--keep-infra] [--onnx] [--dashboard]
               the whole pipeline on local Kafka and Redis, with a report (--onnx: workers run the ONNX exports)
   infra       up | down [--brokers N] [--redis-cluster]
                              start (or stop) local Kafka (N > 1: a KRaft cluster of N nodes, internal
@@ -44,6 +45,8 @@ commands:
               serve built-in models over the Open Inference Protocol (V2 REST)
   aggregator  --config FILE                            run one fusion aggregator instance
   evaluator   --config FILE                            join labels, publish rolling metrics (Kafka, /metrics)
+  dashboard   [--scrape NAME=URL ...]                  live page over the services' /metrics and the metrics topic
+              (ES_DASHBOARD_PORT 9460, ES_DASHBOARD_TARGETS NAME=URL,...)
 
 Kafka and Redis: KAFKA_BROKERS (127.0.0.1:9092), REDIS_URL (redis://127.0.0.1:6379).
 Topics: ES_TOPIC_PREFIX, ES_TOPIC_<FEATURES|PREDICTIONS|FUSED|LABELS|METRICS|DEAD_LETTERS>.`;
@@ -88,6 +91,8 @@ async function main(argv: string[]): Promise<void> {
       output: { type: 'string' },
       brokers: { type: 'string' },
       'redis-cluster': { type: 'boolean' },
+      dashboard: { type: 'boolean' },
+      scrape: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -103,6 +108,7 @@ async function main(argv: string[]): Promise<void> {
         limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
         keepInfra: values['keep-infra'] === true,
         onnx: values.onnx === true,
+        dashboard: values.dashboard === true,
         ...(values.config === undefined ? {} : { configPath: values.config }),
       });
     case 'infra': {
@@ -154,6 +160,8 @@ async function main(argv: string[]): Promise<void> {
       return runAggregator(required(values.config, '--config'));
     case 'evaluator':
       return runEvaluator(required(values.config, '--config'));
+    case 'dashboard':
+      return runDashboard(values.scrape ?? []);
     default:
       throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
   }

@@ -3,6 +3,7 @@ import type { Codec } from './codec.js';
 import { deadLetterMessage } from './dead-letters.js';
 import { type EnsembleError, InvalidMessageError } from './errors.js';
 import type { Logger } from './log.js';
+import { LogSampler } from './log-sampler.js';
 import { refusePoison } from './poison-guard.js';
 
 /**
@@ -33,7 +34,10 @@ export function requestKey(key: Buffer | null): string {
   return key.toString('utf8');
 }
 
-/** The dead letter for a rejected message, and its log line. */
+/** Dead letters are logged sampled: the first of each service and reason per 10 s, with a count of the rest. */
+const deadLetterLines = new LogSampler();
+
+/** The dead letter for a rejected message, and its (sampled) log line. */
 export function rejectMessage(
   source: { topic: string; partition: number },
   message: KafkaMessage,
@@ -43,7 +47,8 @@ export function rejectMessage(
   logger: Logger,
 ): Message {
   const { topic, partition } = source;
-  logger.warn('dead letter', { topic, partition, offset: message.offset, code: error.code, reason: clip(error.message, 300) });
+  const sampled = deadLetterLines.admit(`${service}:${error.code}`, nowMs);
+  if (sampled !== undefined) logger.warn('dead letter', { topic, partition, offset: message.offset, code: error.code, reason: clip(error.message, 300), suppressedSinceLast: sampled.suppressed });
   return deadLetterMessage({ topic, partition, offset: message.offset, key: message.key, value: message.value }, error, service, nowMs);
 }
 

@@ -1,6 +1,8 @@
+import { configSummary } from '../shared/config-summary.js';
 import { createKafka } from '../shared/kafka.js';
 import { exitProcess, runUntilSignal } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { METRICS_PORTS, type MetricsServer, readMetricsEndpoint, serveMetrics } from '../shared/metrics-server.js';
 import { readRuntimeConfig } from '../shared/runtime-config.js';
 import { BuiltinRunner } from './builtin-runner.js';
 import { readRequestLimits } from './config.js';
@@ -48,7 +50,9 @@ export async function runRemoteWorker(baseUrl: string, model: string, modelId: s
 async function runWorker(runner: ModelRunner | readonly ModelRunner[], env: NodeJS.ProcessEnv, breakerTimeoutMs?: number): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const limits = readRequestLimits(env);
-  const name = (Array.isArray(runner) ? runner : [runner as ModelRunner]).map((r) => r.modelId).join('+');
+  const runners = Array.isArray(runner) ? runner : [runner as ModelRunner];
+  const name = runners.map((r) => r.modelId).join('+');
+  const endpoint = readMetricsEndpoint(env, METRICS_PORTS.worker);
   const logger = createLogger('worker', runtime.logLevel, { model: name, instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `worker-${name}-${runtime.instanceId}`, logger });
   const worker = new ModelWorker({
@@ -62,5 +66,16 @@ async function runWorker(runner: ModelRunner | readonly ModelRunner[], env: Node
     onFatal: exitProcess(`worker ${name}`, logger),
     ...(breakerTimeoutMs === undefined ? {} : { breaker: { timeout: breakerTimeoutMs } }),
   });
-  await runUntilSignal(`worker ${name}`, logger, () => worker.start(), () => worker.stop(), runtime.supervision);
+  let metrics: MetricsServer | undefined;
+  const start = async () => {
+    const models = runners.map((r) => `${r.modelId}@${r.modelVersion}`).join(', ');
+    logger.info('worker starting', configSummary(runtime, { models, metricsPort: endpoint?.port ?? 'off', limits }));
+    if (endpoint !== undefined) metrics = await serveMetrics(worker.metrics.registry, endpoint.port, endpoint.host, logger);
+    await worker.start();
+  };
+  const stop = async () => {
+    await worker.stop();
+    await metrics?.close();
+  };
+  await runUntilSignal(`worker ${name}`, logger, start, stop, runtime.supervision);
 }

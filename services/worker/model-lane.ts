@@ -4,6 +4,7 @@ import type { Logger } from '../shared/log.js';
 import { probabilitiesProblem, valueProblem } from '../shared/model-output.js';
 import type { FeatureEvent, Prediction } from '../shared/records.js';
 import type { ModelAnswer, ModelRunner } from './model-runner.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /** The worker's breaker around its model call (opossum options of the same names). */
 export interface BreakerOptions {
@@ -50,6 +51,7 @@ export class ModelLane {
   readonly breaker: CircuitBreaker<[readonly number[], string], ModelAnswer>;
   /** Around the runner's batch call, when it has one: one call (and one breaker outcome) per partition batch. */
   private readonly batchBreaker: CircuitBreaker<[readonly (readonly number[])[]], ModelAnswer[]> | undefined;
+  private metrics: WorkerMetrics | undefined;
 
   constructor(
     readonly runner: ModelRunner,
@@ -82,6 +84,12 @@ export class ModelLane {
 
   get modelId(): string {
     return this.runner.modelId;
+  }
+
+  /** Reports this model's breaker transitions and call times to the worker's instruments. */
+  watch(metrics: WorkerMetrics): void {
+    this.metrics = metrics;
+    for (const breaker of [this.breaker, this.batchBreaker]) if (breaker !== undefined) metrics.watchBreaker(this.modelId, breaker);
   }
 
   /** The checks that depend on the model: throws the InvalidMessageError its dead letter carries. */
@@ -117,6 +125,8 @@ export class ModelLane {
       return this.answered(event, receivedAtMs, answer, started);
     } catch (error) {
       return this.failed(event, receivedAtMs, error, started);
+    } finally {
+      this.metrics?.call(this.modelId, performance.now() - started);
     }
   }
 
@@ -133,6 +143,8 @@ export class ModelLane {
       return accepted.map(({ event, receivedAtMs }, i) => this.answered(event, receivedAtMs, answers[i]!, started));
     } catch (error) {
       return accepted.map(({ event, receivedAtMs }) => this.failed(event, receivedAtMs, error, started));
+    } finally {
+      this.metrics?.call(this.modelId, performance.now() - started);
     }
   }
 

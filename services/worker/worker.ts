@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
@@ -13,6 +14,7 @@ import { REQUEST_LIMITS, type RequestLimits } from './config.js';
 import { type AcceptedEvent, type BreakerOptions, emptyStats, ModelLane, type WorkerStats } from './model-lane.js';
 import type { ModelRunner } from './model-runner.js';
 import { PeriodicOffsetCommits } from './offset-commits.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 export type { BreakerOptions, WorkerStats } from './model-lane.js';
 
@@ -42,6 +44,8 @@ export interface WorkerOptions {
   commitIntervalMs?: number;
   /** Consumer group session timeout: how soon a dead worker's partitions move, ms. @defaultValue 4000 */
   sessionTimeoutMs?: number;
+  /** Where the worker's instruments are registered (its /metrics). @defaultValue a registry of its own */
+  metrics?: Registry;
 }
 
 /** Most partitions whose batches are handled at the same time (kafkajs starts a worker for each). */
@@ -69,6 +73,7 @@ interface RoundBatch {
 export class ModelWorker {
   /** One per model, in the order given. */
   readonly lanes: readonly ModelLane[];
+  readonly metrics: WorkerMetrics;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly service: string;
@@ -108,6 +113,8 @@ export class ModelWorker {
       (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
     );
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.commits.retain(new Map(Object.entries(payload.memberAssignment))));
+    this.metrics = new WorkerMetrics(this.lanes.map((lane) => ({ model: lane.modelId, counts: lane.stats })), o.metrics);
+    for (const lane of this.lanes) lane.watch(this.metrics);
   }
 
   /** Totals over the models (one model: its own). */
@@ -158,6 +165,7 @@ export class ModelWorker {
 
   private async onBatch({ batch, isStale }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0 || isStale()) return;
+    this.metrics.batch(batch.partition, batch.messages.length, batch.offsetLag());
     this.round.enter();
     let joined = false;
     try {
