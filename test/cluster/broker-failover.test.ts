@@ -104,6 +104,7 @@ async function failover(processes: ServiceProcesses, victimKind: Victim): Promis
     // a member whose session lapses is taken over, which is another test's subject, not this one's.
     ES_SESSION_TIMEOUT_MS: '10000',
     LOG_LEVEL: 'warn',
+    ES_METRICS_PORT: '0', // several services on one host: each its own free port
   };
   for (const id of MODELS) processes.start(`worker-${id}`, ['worker', '--synthetic', '3', '--model-id', id], { ...env, ES_INSTANCE_ID: uniqueName(id) });
   const config = processes.writeConfig(classificationConfig(MODELS, { deadlineMs: 5000 }));

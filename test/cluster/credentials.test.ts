@@ -39,6 +39,7 @@ describe('credentials for Kafka (SASL SCRAM) and Redis (ACL user)', () => {
       ES_REDIS_NAMESPACE: uniqueName('cred'),
       ES_AGGREGATOR_GROUP: uniqueName('cred-agg'),
       LOG_LEVEL: 'info',
+      ES_METRICS_PORT: '0',
     };
     return { topics, env };
   };

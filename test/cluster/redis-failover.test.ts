@@ -54,6 +54,7 @@ describe('a Redis Cluster master killed mid-stream', () => {
       // Heartbeats must survive this machine's load: a lapsed session is another test's subject.
       ES_SESSION_TIMEOUT_MS: '10000',
       LOG_LEVEL: 'warn',
+      ES_METRICS_PORT: '0', // several services on one host: each its own free port
     };
     for (const id of MODELS) processes.start(`worker-${id}`, ['worker', '--synthetic', '3', '--model-id', id], { ...env, ES_INSTANCE_ID: uniqueName(id) });
     const config = processes.writeConfig(classificationConfig(MODELS, { deadlineMs: 5000 }));

@@ -40,7 +40,7 @@ export class ServiceProcesses {
   start(name: string, args: string[], env: NodeJS.ProcessEnv): ServiceProcess {
     const logFile = join(this.dir, `${name}-${this.all.length}.log`);
     const log = createWriteStream(logFile);
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ES_METRICS_PORT: '0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.pipe(log);
     const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
     const service = { name, child, logFile, exited };

@@ -40,6 +40,7 @@ describe('an aggregator killed mid-stream', () => {
       ES_REDIS_NAMESPACE: pipeline.keys.namespace,
       ES_AGGREGATOR_GROUP: uniqueName('agg-group'),
       LOG_LEVEL: 'error',
+      ES_METRICS_PORT: '0', // several services on one host: each its own free port
     };
     // Each replacement is a new instance: taking over a partition fences the killed process's
     // transactional producer for that partition and aborts its open transaction.

@@ -97,7 +97,7 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
     pipeline = new TestPipeline(kafka, topics);
     const run = uniqueName('byo');
     const ids = { onnx: `onnx-forest-${run}`, python: `python-lr-${run}`, builtin: `ts-tree-${run}` };
-    const env = { ...process.env, ...topicsToEnv(topics), KAFKA_BROKERS: testInfra().kafkaBrokers.join(','), REDIS_URL: testInfra().redisUrl, LOG_LEVEL: 'warn' };
+    const env = { ...process.env, ...topicsToEnv(topics), KAFKA_BROKERS: testInfra().kafkaBrokers.join(','), REDIS_URL: testInfra().redisUrl, LOG_LEVEL: 'warn', ES_METRICS_PORT: '0' };
     children.push(start(ids.onnx, process.execPath, [CLI, 'worker', '--onnx', forest, '--model-id', ids.onnx], env));
     children.push(start(ids.python, PYTHON, [join(repoRoot(), 'examples', 'python', 'worker.py'), '--artifact', artifactOf('logistic-regression'), '--model-id', ids.python], env));
     await pipeline.startWorker(await BuiltinRunner.load(artifactOf('decision-tree'), ids.builtin), { groupId: GROUPS.worker(ids.builtin) });

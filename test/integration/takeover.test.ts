@@ -57,6 +57,7 @@ describe('takeover', () => {
       ES_REDIS_NAMESPACE: pipeline.keys.namespace,
       ES_AGGREGATOR_GROUP: uniqueName('agg-group'),
       LOG_LEVEL: 'error',
+      ES_METRICS_PORT: '0', // several services on one host: each its own free port
     };
     const start = (args: string[]) => {
       const child = spawn(process.execPath, [CLI, ...args], { env: { ...env, ES_INSTANCE_ID: uniqueName('p') }, stdio: 'ignore' });
