@@ -12,6 +12,7 @@ import type { EventEntry } from './evaluator-store.js';
 import { ENSEMBLE } from './event-figures.js';
 import { encodeAnswer, encodeLabel, UNSCORABLE } from './stored-answers.js';
 import type { RollingWindow } from './window.js';
+import { EVAL_COUNTER } from '../shared/redis-keys.js';
 
 /**
  * Turns messages of the three evaluated topics into what the evaluator stores: the compact answer,
@@ -102,6 +103,6 @@ export class EvaluationIngress {
   }
 
   private sketchField(subject: string, latencyMs: number): string {
-    return `lat:${subject}:${this.sketch.bucketKey(latencyMs)}`;
+    return `${EVAL_COUNTER.latency}${subject}:${this.sketch.bucketKey(latencyMs)}`;
   }
 }

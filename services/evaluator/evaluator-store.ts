@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { RedisClient } from '../shared/redis.js';
 import { InfrastructureError } from '../shared/errors.js';
 import type { FusionStatus } from '../shared/records.js';
-import type { RedisKeys } from '../shared/redis-keys.js';
+import { EVAL_SUBJECT_FIELD, evaluatorLuaSchema, type RedisKeys } from '../shared/redis-keys.js';
 import { defineScripts } from '../shared/redis-scripts.js';
 import { repoRoot } from '../shared/repo-root.js';
 import { ENSEMBLE } from './event-figures.js';
@@ -75,7 +75,7 @@ interface EvaluatorCommands {
 
 /** Registers the evaluator scripts on a connection (see shared/redis-scripts.ts). */
 export function defineEvaluatorScripts(redis: RedisClient): void {
-  defineScripts(redis, join(repoRoot(), 'services', 'evaluator', 'lua'));
+  defineScripts(redis, join(repoRoot(), 'services', 'evaluator', 'lua'), { schema: evaluatorLuaSchema() });
 }
 
 /**
@@ -185,9 +185,10 @@ export class EvaluatorStore {
     subjects.forEach((subject, i) => {
       const [state, ...rows] = held[i] ?? [];
       const fields = pairs((state ?? []) as Flat, Number);
-      if (fields.has('lab')) totals.set(`lab:${subject}`, fields.get('lab') as number);
-      if (fields.has('s')) learning.set(`s:${subject}`, fields.get('s') as number);
-      if (fields.has('w')) learning.set(`w:${subject}`, fields.get('w') as number);
+      const { labelled, lossSum, weightSum } = EVAL_SUBJECT_FIELD;
+      if (fields.has(labelled)) totals.set(`lab:${subject}`, fields.get(labelled) as number);
+      if (fields.has(lossSum)) learning.set(`s:${subject}`, fields.get(lossSum) as number);
+      if (fields.has(weightSum)) learning.set(`w:${subject}`, fields.get(weightSum) as number);
       const buckets = new Map<number, Map<string, string>>();
       for (let j = 0; j + 1 < rows.length; j += 2) buckets.set(Number(rows[j]), pairs(rows[j + 1] as Flat, String));
       windows.set(subject, buckets);

@@ -1,5 +1,6 @@
 import type { FusionStatus } from '../shared/records.js';
 import { DDSketch } from './ddsketch.js';
+import { EVAL_COUNTER } from '../shared/redis-keys.js';
 
 /**
  * Figures that need no label, counted as predictions and fused results arrive, in time buckets of the
@@ -32,20 +33,20 @@ export function eventFigures(fields: ReadonlyMap<string, number>, relativeAccura
   for (const [field, count] of fields) {
     const [kind, name, bucket] = field.split(':');
     if (name === undefined) continue;
-    switch (kind) {
-      case 'pred':
+    switch (`${kind}:`) {
+      case EVAL_COUNTER.predictions:
         figures.predictions.set(name, count);
         break;
-      case 'late':
+      case EVAL_COUNTER.late:
         figures.late.set(name, count);
         break;
-      case 'miss':
+      case EVAL_COUNTER.missing:
         figures.missing.set(name, count);
         break;
-      case 'fused':
+      case EVAL_COUNTER.fused:
         if (name === 'COMPLETE' || name === 'PARTIAL' || name === 'INSUFFICIENT') figures.fused[name] += count;
         break;
-      case 'lat': {
+      case EVAL_COUNTER.latency: {
         if (bucket === undefined) break;
         let sketch = figures.latency.get(name);
         if (sketch === undefined) figures.latency.set(name, (sketch = new DDSketch(relativeAccuracy)));

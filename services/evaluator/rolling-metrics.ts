@@ -1,6 +1,7 @@
 import type { Task } from '../core/fusion/index.js';
 import { brierScore, logLoss, metricsFromConfusion } from '../ml/metrics.js';
 import type { MetricsEntry } from '../shared/records.js';
+import { EVAL_WINDOW_FIELD } from '../shared/redis-keys.js';
 
 /**
  * Label-based metrics over a rolling window. Each labelled prediction becomes a sample of additive
@@ -59,27 +60,27 @@ export function addBucket(sums: WindowSums, fields: ReadonlyMap<string, string>)
   for (const [field, text] of fields) {
     const value = Number(text);
     switch (field) {
-      case 'n':
+      case EVAL_WINDOW_FIELD.samples:
         sums.n += value;
         break;
-      case 'np':
+      case EVAL_WINDOW_FIELD.withProbabilities:
         sums.np += value;
         break;
-      case 'll':
+      case EVAL_WINDOW_FIELD.logLoss:
         sums.logLoss += value;
         break;
-      case 'br':
+      case EVAL_WINDOW_FIELD.brier:
         sums.brier += value;
         break;
-      case 'ae':
+      case EVAL_WINDOW_FIELD.absError:
         sums.absError += value;
         break;
-      case 'se':
+      case EVAL_WINDOW_FIELD.squaredError:
         sums.squaredError += value;
         break;
       default:
-        if (field.startsWith('c:')) {
-          const cell = field.slice(2);
+        if (field.startsWith(EVAL_WINDOW_FIELD.cell)) {
+          const cell = field.slice(EVAL_WINDOW_FIELD.cell.length);
           sums.confusion.set(cell, (sums.confusion.get(cell) ?? 0) + value);
         }
     }

@@ -201,3 +201,65 @@ export function joinLuaSchema(): string {
     `local FUSED_BUCKET_MS = ${FUSED_BUCKET_MS}`,
   ].join('\n');
 }
+
+/** Suffixes of the evaluator's keys after a shard's or a subject's prefix (`RedisKeys.evaluatorShardPrefix`, `evaluatorSubjectPrefix`). */
+export const EVAL_KEY = Object.freeze({
+  request: 'req:',
+  eventBucket: 'ev:',
+  windowBucket: 'win:',
+  windowIndex: 'wix',
+  scored: 'done:',
+});
+
+/** Fields of an evaluator request hash: each answer under its own field, written once. */
+export const EVAL_REQUEST_FIELD = Object.freeze({
+  /** `p:<model>`: a model's answer */
+  answer: 'p:',
+  /** the fused answer */
+  fused: 'f',
+  /** the label */
+  label: 'l',
+  /** models the fused result listed missing for DEADLINE or CIRCUIT_OPEN */
+  lateEligible: 'ml',
+});
+
+/** Counter fields of a shard's totals and event buckets, each followed by a model or a status. */
+export const EVAL_COUNTER = Object.freeze({
+  predictions: 'pred:',
+  fused: 'fused:',
+  missing: 'miss:',
+  late: 'late:',
+  /** `lat:<subject>:<sketch bucket>`: latency sketch counts */
+  latency: 'lat:',
+});
+
+/** Fields of a window bucket (services/evaluator/window.ts). */
+export const EVAL_WINDOW_FIELD = Object.freeze({
+  samples: 'n',
+  /** `c:<true>:<predicted>`: a confusion cell */
+  cell: 'c:',
+  withProbabilities: 'np',
+  logLoss: 'll',
+  brier: 'br',
+  absError: 'ae',
+  squaredError: 'se',
+});
+
+/** Fields of a subject's state hash. */
+export const EVAL_SUBJECT_FIELD = Object.freeze({
+  labelled: 'lab',
+  lossSum: 's',
+  weightSum: 'w',
+});
+
+/** The evaluator's names as Lua, for the `schema` include of its scripts. */
+export function evaluatorLuaSchema(): string {
+  return [
+    '-- Generated from services/shared/redis-keys.ts: the evaluator keys and fields have one home.',
+    `local KEY = ${luaTable(EVAL_KEY)}`,
+    `local FIELD = ${luaTable(EVAL_REQUEST_FIELD)}`,
+    `local COUNTER = ${luaTable(EVAL_COUNTER)}`,
+    `local WINDOW = ${luaTable(EVAL_WINDOW_FIELD)}`,
+    `local SUBJECT = ${luaTable(EVAL_SUBJECT_FIELD)}`,
+  ].join('\n');
+}

@@ -10,13 +10,14 @@
 
   Output: {totals (field, value, ...), the event buckets merged (field, summed count, ...)}
 ]]
+--- @include "schema"
 local prefix = KEYS[1]
 local events = tonumber(ARGV[1])
 
 local sums = {}
 local fields = {}
 for i = 1, events do
-  local kv = redis.call('HGETALL', prefix .. 'ev:' .. ARGV[1 + i])
+  local kv = redis.call('HGETALL', prefix .. KEY.eventBucket .. ARGV[1 + i])
   for j = 1, #kv, 2 do
     local f = kv[j]
     if sums[f] == nil then

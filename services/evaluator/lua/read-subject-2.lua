@@ -9,10 +9,11 @@
   Output: {state (field, value, ...), bucket1, {its fields and values}, bucket2, {...}, ...}
     Every window bucket the subject still holds is returned; the caller picks those its window covers.
 ]]
+--- @include "schema"
 local prefix = KEYS[1]
 local out = {redis.call('HGETALL', KEYS[2])}
-for _, b in ipairs(redis.call('ZRANGE', prefix .. 'wix', 0, -1)) do
+for _, b in ipairs(redis.call('ZRANGE', prefix .. KEY.windowIndex, 0, -1)) do
   out[#out + 1] = b
-  out[#out + 1] = redis.call('HGETALL', prefix .. 'win:' .. b)
+  out[#out + 1] = redis.call('HGETALL', prefix .. KEY.windowBucket .. b)
 end
 return out

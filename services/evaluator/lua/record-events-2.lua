@@ -32,6 +32,7 @@
   appearance: {request id, label, subject1, answer1, subject2, answer2, ...}. Answers scored before
   come back too: score-samples counts each once (its flag lives on the subject's slot).
 ]]
+--- @include "schema"
 local prefix = KEYS[1]
 local totals = KEYS[2]
 local requestTtl = tonumber(ARGV[1])
@@ -58,13 +59,13 @@ for i = 0, n - 1 do
   local sketchField = ARGV[base + 5]
   local missing = ARGV[base + 6]
   local lateEligible = ARGV[base + 7]
-  local requestKey = prefix .. 'req:' .. requestId
+  local requestKey = prefix .. KEY.request .. requestId
 
-  local field = 'l'
+  local field = FIELD.label
   if kind == 'p' then
-    field = 'p:' .. name
+    field = FIELD.answer .. name
   elseif kind == 'f' then
-    field = 'f'
+    field = FIELD.fused
   end
 
   if redis.call('HSETNX', requestKey, field, stored) == 1 then
@@ -73,7 +74,7 @@ for i = 0, n - 1 do
     end
     local eventKey = false
     if bucket ~= '' then
-      eventKey = prefix .. 'ev:' .. bucket
+      eventKey = prefix .. KEY.eventBucket .. bucket
     end
     local function count(counter)
       redis.call('HINCRBY', totals, counter, 1)
@@ -81,20 +82,20 @@ for i = 0, n - 1 do
     end
 
     if kind == 'p' then
-      count('pred:' .. name)
+      count(COUNTER.predictions .. name)
       if eventKey then redis.call('HINCRBY', eventKey, sketchField, 1) end
-      local late = redis.call('HGET', requestKey, 'ml')
-      if late and listed(late, name) then count('late:' .. name) end
+      local late = redis.call('HGET', requestKey, FIELD.lateEligible)
+      if late and listed(late, name) then count(COUNTER.late .. name) end
     elseif kind == 'f' then
-      count('fused:' .. name)
+      count(COUNTER.fused .. name)
       if eventKey then redis.call('HINCRBY', eventKey, sketchField, 1) end
       for m in string.gmatch(missing, '[^,]+') do
-        count('miss:' .. m)
+        count(COUNTER.missing .. m)
       end
       if lateEligible ~= '' then
-        redis.call('HSET', requestKey, 'ml', lateEligible)
+        redis.call('HSET', requestKey, FIELD.lateEligible, lateEligible)
         for m in string.gmatch(lateEligible, '[^,]+') do
-          if redis.call('HEXISTS', requestKey, 'p:' .. m) == 1 then count('late:' .. m) end
+          if redis.call('HEXISTS', requestKey, FIELD.answer .. m) == 1 then count(COUNTER.late .. m) end
         end
       end
     end
@@ -109,17 +110,17 @@ end
 
 local results = {}
 for _, requestId in ipairs(order) do
-  local requestKey = prefix .. 'req:' .. requestId
-  local label = redis.call('HGET', requestKey, 'l')
+  local requestKey = prefix .. KEY.request .. requestId
+  local label = redis.call('HGET', requestKey, FIELD.label)
   if label then
     local all = redis.call('HGETALL', requestKey)
     local out = {requestId, label}
     for j = 1, #all, 2 do
       local f = all[j]
       local subject = false
-      if string.sub(f, 1, 2) == 'p:' then
-        subject = string.sub(f, 3)
-      elseif f == 'f' then
+      if string.sub(f, 1, #FIELD.answer) == FIELD.answer then
+        subject = string.sub(f, #FIELD.answer + 1)
+      elseif f == FIELD.fused then
         subject = ensemble
       end
       if subject and all[j + 1] ~= '' then

@@ -32,6 +32,7 @@
 
   Output: the number of samples added.
 ]]
+--- @include "schema"
 local prefix = KEYS[1]
 local state = KEYS[2]
 local kind = ARGV[1]
@@ -41,7 +42,7 @@ local bucketTtl = tonumber(ARGV[4])
 local decay = tonumber(ARGV[5])
 local flagTtl = tonumber(ARGV[6])
 local n = tonumber(ARGV[7])
-local index = prefix .. 'wix'
+local index = prefix .. KEY.windowIndex
 
 local added = 0
 for i = 0, n - 1 do
@@ -55,24 +56,24 @@ for i = 0, n - 1 do
   local squaredError = ARGV[base + 6]
   local loss = ARGV[base + 7]
 
-  if redis.call('SET', prefix .. 'done:' .. requestId, '1', 'NX', 'PX', flagTtl) then
+  if redis.call('SET', prefix .. KEY.scored .. requestId, '1', 'NX', 'PX', flagTtl) then
     added = added + 1
-    local seq = redis.call('HINCRBY', state, 'lab', 1)
+    local seq = redis.call('HINCRBY', state, SUBJECT.labelled, 1)
     if kind == 'count' then
       bucket = string.format('%d', math.floor((seq - 1) / bucketSize))
     end
     if bucket ~= '' then
-      local window = prefix .. 'win:' .. bucket
-      redis.call('HINCRBY', window, 'n', 1)
-      if cell ~= '' then redis.call('HINCRBY', window, 'c:' .. cell, 1) end
+      local window = prefix .. KEY.windowBucket .. bucket
+      redis.call('HINCRBY', window, WINDOW.samples, 1)
+      if cell ~= '' then redis.call('HINCRBY', window, WINDOW.cell .. cell, 1) end
       if logLoss ~= '' then
-        redis.call('HINCRBY', window, 'np', 1)
-        redis.call('HINCRBYFLOAT', window, 'll', logLoss)
-        redis.call('HINCRBYFLOAT', window, 'br', brier)
+        redis.call('HINCRBY', window, WINDOW.withProbabilities, 1)
+        redis.call('HINCRBYFLOAT', window, WINDOW.logLoss, logLoss)
+        redis.call('HINCRBYFLOAT', window, WINDOW.brier, brier)
       end
       if absError ~= '' then
-        redis.call('HINCRBYFLOAT', window, 'ae', absError)
-        redis.call('HINCRBYFLOAT', window, 'se', squaredError)
+        redis.call('HINCRBYFLOAT', window, WINDOW.absError, absError)
+        redis.call('HINCRBYFLOAT', window, WINDOW.squaredError, squaredError)
       end
       redis.call('PEXPIRE', window, bucketTtl)
 
@@ -81,18 +82,18 @@ for i = 0, n - 1 do
       local oldest = tonumber(bucket) - buckets
       local evicted = redis.call('ZRANGEBYSCORE', index, '-inf', oldest)
       for _, b in ipairs(evicted) do
-        redis.call('DEL', prefix .. 'win:' .. b)
+        redis.call('DEL', prefix .. KEY.windowBucket .. b)
       end
       if #evicted > 0 then redis.call('ZREMRANGEBYSCORE', index, '-inf', oldest) end
     end
 
     if loss ~= '' then
-      local sum = tonumber(redis.call('HGET', state, 's') or '0')
-      local weight = tonumber(redis.call('HGET', state, 'w') or '0')
+      local sum = tonumber(redis.call('HGET', state, SUBJECT.lossSum) or '0')
+      local weight = tonumber(redis.call('HGET', state, SUBJECT.weightSum) or '0')
       -- %.17g: Lua's default number formatting keeps only 14 digits.
       redis.call('HSET', state,
-        's', string.format('%.17g', decay * sum + tonumber(loss)),
-        'w', string.format('%.17g', decay * weight + 1))
+        SUBJECT.lossSum, string.format('%.17g', decay * sum + tonumber(loss)),
+        SUBJECT.weightSum, string.format('%.17g', decay * weight + 1))
     end
   end
 end
