@@ -1,27 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EnsembleError, describeError } from '../shared/errors.js';
 import type { ServedModel } from './served-model.js';
 
 export type { ServedModel } from './served-model.js';
-
-/**
- * Failures a V2 server can be told to show, for tests and demos of retries and breakers. They
- * apply to inference requests only, except `notReady`.
- */
-export interface V2Faults {
-  /** Accept inference requests and never answer them. @defaultValue false */
-  hang?: boolean;
-  /** HTTP status of injected failures. @defaultValue 500 (when `failFirst` is set) */
-  failWith?: number;
-  /** Fail only the next N inference requests, then answer normally. @defaultValue every request while `failWith` is set */
-  failFirst?: number;
-  /** Wait this long before answering an inference request, ms. @defaultValue 0 */
-  delayMs?: number;
-  /** Report the server and every model as not ready; inference answers 503. @defaultValue false */
-  notReady?: boolean;
-}
 
 export interface V2ServerOptions {
   models: ReadonlyMap<string, ServedModel>;
@@ -29,8 +11,6 @@ export interface V2ServerOptions {
   port?: number;
   /** @defaultValue '127.0.0.1' */
   host?: string;
-  /** @defaultValue none */
-  faults?: V2Faults;
   /** Larger request bodies are refused with 413. @defaultValue 1 MiB */
   maxRequestBytes?: number;
 }
@@ -46,8 +26,6 @@ export interface V2Server {
   /** e.g. `http://127.0.0.1:40123` */
   readonly url: string;
   readonly stats: Readonly<V2ServerStats>;
-  /** Replaces the current faults (and restarts the `failFirst` count); `{}` heals the server. */
-  setFaults(faults: V2Faults): void;
   /** Stops listening and drops every connection, hanging requests included; idempotent. */
   close(): Promise<void>;
 }
@@ -73,8 +51,7 @@ const NUMERIC_DATATYPES = new Set(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64'
 export async function startV2Server(options: V2ServerOptions): Promise<V2Server> {
   const stats: V2ServerStats = { inferRequests: 0, connections: 0 };
   const closing = new AbortController();
-  const faults = new FaultState(options.faults);
-  const router = new V2Router(options.models, options.maxRequestBytes ?? 1_048_576, stats, faults, closing.signal);
+  const router = new V2Router(options.models, options.maxRequestBytes ?? 1_048_576, stats);
 
   const server = createServer((req, res) => {
     router.route(req, res).catch((error: unknown) => {
@@ -96,9 +73,6 @@ export async function startV2Server(options: V2ServerOptions): Promise<V2Server>
   return {
     url: `http://${host}:${address.port}`,
     stats,
-    setFaults(next) {
-      faults.set(next);
-    },
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
         closing.abort();
@@ -120,39 +94,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-/** The faults in force, and how many of the `failFirst` failures are left. */
-class FaultState {
-  current: V2Faults = {};
-  private failuresLeft: number | undefined;
-
-  constructor(faults: V2Faults | undefined) {
-    this.set(faults ?? {});
-  }
-
-  set(faults: V2Faults): void {
-    this.current = { ...faults };
-    this.failuresLeft = this.current.failFirst;
-  }
-
-  /** Whether this inference request fails (counting it against `failFirst`). */
-  injectFailure(): boolean {
-    if (this.failuresLeft !== undefined) {
-      if (this.failuresLeft <= 0) return false;
-      this.failuresLeft--;
-      return true;
-    }
-    return this.current.failWith !== undefined;
-  }
-}
-
 /** Answers one request, or throws the HttpError to answer with. */
 class V2Router {
   constructor(
     private readonly models: ReadonlyMap<string, ServedModel>,
     private readonly maxRequestBytes: number,
     private readonly stats: V2ServerStats,
-    private readonly faults: FaultState,
-    private readonly closing: AbortSignal,
   ) {}
 
   async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -161,9 +108,7 @@ class V2Router {
     if (parts[0] !== 'v2') throw new HttpError(404, `no endpoint ${path}`);
     if (parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready')) {
       expectMethod(req, 'GET');
-      if (parts[2] === 'live') return send(res, 200, { live: true });
-      const { notReady } = this.faults.current;
-      return send(res, notReady ? 400 : 200, { ready: !notReady });
+      return send(res, 200, parts[2] === 'live' ? { live: true } : { ready: true });
     }
     if (parts[1] !== 'models' || parts[2] === undefined) throw new HttpError(404, `no endpoint ${path}`);
     return this.routeModel(req, res, path, parts[2], parts.slice(3));
@@ -184,8 +129,7 @@ class V2Router {
     }
     if (rest.length === 1 && rest[0] === 'ready') {
       expectMethod(req, 'GET');
-      const { notReady } = this.faults.current;
-      return send(res, notReady ? 400 : 200, { name, ready: !notReady });
+      return send(res, 200, { name, ready: true });
     }
     if (rest.length === 1 && rest[0] === 'infer') return this.infer(req, res, name, model);
     throw new HttpError(404, `no endpoint ${path}`);
@@ -195,11 +139,6 @@ class V2Router {
     expectMethod(req, 'POST');
     this.stats.inferRequests++;
     const body = await readJson(req, this.maxRequestBytes);
-    const { hang, delayMs } = this.faults.current;
-    if (hang) return; // the response stays open until the client gives up or close()
-    if (delayMs !== undefined && delayMs > 0) await sleep(delayMs, undefined, { signal: this.closing });
-    if (this.faults.current.notReady) throw new HttpError(503, `model "${name}" is not ready`);
-    if (this.faults.injectFailure()) throw new HttpError(this.faults.current.failWith ?? 500, 'injected failure');
     return send(res, 200, infer(name, model, body));
   }
 }

@@ -8,7 +8,8 @@ import { evaluateProbabilities } from '../../services/ml/metrics.js';
 import { fitModel } from '../../services/ml/models/index.js';
 import { createRng } from '../../services/ml/random.js';
 import { servedModelFromArtifact } from '../../services/model-server/served-model.js';
-import { type ServedModel, type V2Faults, type V2Server, startV2Server } from '../../services/model-server/v2-server.js';
+import { type ServedModel, startV2Server } from '../../services/model-server/v2-server.js';
+import { type FaultyV2Server as V2Server, startFaultyV2Server, type V2Faults } from '../support/faulty-v2.js';
 import { ConfigError, EnsembleError, ModelError } from '../../services/shared/errors.js';
 import { createKafka } from '../../services/shared/kafka.js';
 import { createLogger } from '../../services/shared/log.js';
@@ -34,7 +35,7 @@ const served: ServedModel = {
   predict: (features) => Array.from(fitted.predictProba(features)),
 };
 
-const servers: V2Server[] = [];
+const servers: { close(): Promise<void> }[] = [];
 const runners: RemoteRunner[] = [];
 
 afterEach(async () => {
@@ -43,7 +44,7 @@ afterEach(async () => {
 });
 
 async function serve(models: Record<string, ServedModel> = { m: served }, faults?: V2Faults): Promise<V2Server> {
-  const server = await startV2Server({ models: new Map(Object.entries(models)), faults });
+  const server = await startFaultyV2Server(new Map(Object.entries(models)), faults);
   servers.push(server);
   return server;
 }
@@ -378,6 +379,14 @@ describe('V2 server endpoints', () => {
       status: 500,
       body: { error: 'weights missing' },
     });
+  });
+
+  it('sends the request id as the V2 request id, so the model server can log it', async () => {
+    const server = await serve();
+    const runner = await connect(server);
+    await runner.predict([0, 0], 'req-42');
+    await runner.predict([6, 0]);
+    expect(server.inferBodies.map((b) => (b as { id?: string }).id)).toEqual(['req-42', undefined]);
   });
 
   it('refuses an oversized body with 413', async () => {
