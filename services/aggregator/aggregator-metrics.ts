@@ -55,6 +55,28 @@ export class AggregatorMetrics {
     new Gauge({ name: `${P}strategy_info`, help: 'The fusion strategy this aggregator runs (value 1).', labelNames: ['strategy'], registers }).set({ strategy: ensemble.strategy }, 1);
     const weights = new Gauge({ name: `${P}configured_weight`, help: "A model's weight in the aggregator's config (learned weights: ensemble_stream_model_weight).", labelNames: ['model'], registers });
     for (const m of ensemble.models) weights.set({ model: m.id }, m.weight);
+    AggregatorMetrics.totals(models, counts, breakers, registers);
+    this.missing = new Counter({ name: `${P}missing_models_total`, help: 'Models missing from committed fused results, by reason (DEADLINE, ERROR, ABSTAIN, CIRCUIT_OPEN).', labelNames: ['model', 'reason'], registers });
+    this.deadLetters = new Counter({ name: `${P}dead_letters_total`, help: 'Predictions sent to the dead-letter topic, by reason code.', labelNames: ['reason'], registers });
+    this.stepSeconds = new Histogram({ name: `${P}step_duration_seconds`, help: "Duration of a batch's steps: join (the Redis join script), transaction (Kafka produce and commit), batch (all of it).", labelNames: ['step'], buckets: SECONDS_BUCKETS, registers });
+    this.endToEnd = new Histogram({ name: `${P}request_duration_seconds`, help: 'From request creation to its fused result, by status.', labelNames: ['status'], buckets: SECONDS_BUCKETS, registers });
+    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Predictions behind the partition's high watermark after the last batch.", labelNames: ['partition'], registers });
+    const partitions = this.partitions;
+    new Gauge({
+      name: `${P}open_joins`,
+      help: 'Requests waiting in the join (not yet fused), per partition this instance handled; read from Redis at scrape time.',
+      labelNames: ['partition'],
+      registers,
+      async collect() {
+        if (openJoins === undefined) return;
+        const counts = await Promise.all([...partitions].map(async (p) => [p, await openJoins(p).catch(() => Number.NaN)] as const));
+        for (const [p, n] of counts) this.set({ partition: String(p) }, n);
+      },
+    });
+  }
+
+  /** The running totals and breaker states, read from the aggregator's counts at scrape time. */
+  private static totals(models: readonly string[], counts: AggregatorCounts, breakers: BreakerView, registers: Registry[]): void {
     const total = (name: string, help: string, labelNames: string[], read: () => Iterable<[Record<string, string>, number]>) =>
       new Counter({
         name: P + name,
@@ -89,23 +111,6 @@ export class AggregatorMetrics {
           const now = breakers.state(model);
           for (const s of JOIN_STATES) this.set({ model, state: s }, s === now ? 1 : 0);
         }
-      },
-    });
-    this.missing = new Counter({ name: `${P}missing_models_total`, help: 'Models missing from committed fused results, by reason (DEADLINE, ERROR, ABSTAIN, CIRCUIT_OPEN).', labelNames: ['model', 'reason'], registers });
-    this.deadLetters = new Counter({ name: `${P}dead_letters_total`, help: 'Predictions sent to the dead-letter topic, by reason code.', labelNames: ['reason'], registers });
-    this.stepSeconds = new Histogram({ name: `${P}step_duration_seconds`, help: "Duration of a batch's steps: join (the Redis join script), transaction (Kafka produce and commit), batch (all of it).", labelNames: ['step'], buckets: SECONDS_BUCKETS, registers });
-    this.endToEnd = new Histogram({ name: `${P}request_duration_seconds`, help: 'From request creation to its fused result, by status.', labelNames: ['status'], buckets: SECONDS_BUCKETS, registers });
-    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Predictions behind the partition's high watermark after the last batch.", labelNames: ['partition'], registers });
-    const partitions = this.partitions;
-    new Gauge({
-      name: `${P}open_joins`,
-      help: 'Requests waiting in the join (not yet fused), per partition this instance handled; read from Redis at scrape time.',
-      labelNames: ['partition'],
-      registers,
-      async collect() {
-        if (openJoins === undefined) return;
-        const counts = await Promise.all([...partitions].map(async (p) => [p, await openJoins(p).catch(() => Number.NaN)] as const));
-        for (const [p, n] of counts) this.set({ partition: String(p) }, n);
       },
     });
   }

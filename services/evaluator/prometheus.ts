@@ -34,10 +34,16 @@ export class MetricsEndpoint {
   private server: Server | undefined;
 
   constructor() {
-    const registers = [this.registry];
     const report = () => this.latest;
-    const entries = (): readonly MetricsEntry[] => report()?.snapshot.entries ?? [];
+    this.windowGauges(report);
+    this.joinGauges(report);
+    this.totalCounters(report);
+  }
 
+  /** The rolling-window figures per subject: quality, labelled count, latency, learned weight. */
+  private windowGauges(report: () => EvaluationReport | undefined): void {
+    const registers = [this.registry];
+    const entries = (): readonly MetricsEntry[] => report()?.snapshot.entries ?? [];
     for (const g of WINDOW_GAUGES) {
       new Gauge({
         name: PREFIX + g.name,
@@ -88,6 +94,11 @@ export class MetricsEndpoint {
         for (const e of entries()) if (e.weight !== null) this.set({ model: e.subject }, e.weight);
       },
     });
+  }
+
+  /** The join's figures over the event window: completeness, partial share, late share per model. */
+  private joinGauges(report: () => EvaluationReport | undefined): void {
+    const registers = [this.registry];
     new Gauge({
       name: `${PREFIX}join_completeness_ratio`,
       help: 'Share of fused results over the event window in which every expected model contributed.',
@@ -118,7 +129,11 @@ export class MetricsEndpoint {
         for (const [model, value] of report()?.join.lateRate ?? []) if (value !== null) this.set({ model }, value);
       },
     });
+  }
 
+  /** Running totals since the deployment started. */
+  private totalCounters(report: () => EvaluationReport | undefined): void {
+    const registers = [this.registry];
     const totalCounter = (name: string, help: string, label: string, pick: (r: EvaluationReport) => Iterable<[string, number]>) =>
       new Counter({
         name: PREFIX + name,

@@ -45,6 +45,35 @@ export class WorkerMetrics {
     this.registry = registry;
     this.models = lanes.map((l) => l.model);
     const registers = [registry];
+    WorkerMetrics.totals(lanes, registers);
+    this.callSeconds = new Histogram({
+      name: `${P}model_call_duration_seconds`,
+      help: 'Duration of one model call (one request, or one partition batch for batch runners), breaker included.',
+      labelNames: ['model'],
+      buckets: CALL_BUCKETS,
+      registers,
+    });
+    this.batchSize = new Histogram({ name: `${P}batch_size_messages`, help: 'Feature events per partition batch.', labelNames: ['model'], buckets: BATCH_BUCKETS, registers });
+    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Feature events behind the partition's high watermark after the last batch.", labelNames: ['model', 'partition'], registers });
+    this.transitions = new Counter({ name: `${P}breaker_transitions_total`, help: "Transitions of the model call's circuit breaker, by the state entered.", labelNames: ['model', 'state'], registers });
+    const state = this.state;
+    const models = this.models;
+    new Gauge({
+      name: `${P}breaker_state`,
+      help: "1 for the state the model call's circuit breaker is in (closed, half-open, open), else 0.",
+      labelNames: ['model', 'state'],
+      registers,
+      collect() {
+        for (const model of models) {
+          const now = state.get(model) ?? 'closed';
+          for (const s of BREAKER_STATES) this.set({ model, state: s }, s === now ? 1 : 0);
+        }
+      },
+    });
+  }
+
+  /** The running totals, read from each model's counts at scrape time. */
+  private static totals(lanes: readonly ModelCounts[], registers: Registry[]): void {
     new Counter({
       name: `${P}predictions_total`,
       help: 'Predictions published, by status (OK, ERROR: failed call or invalid output, ABSTAIN: breaker open).',
@@ -77,30 +106,6 @@ export class WorkerMetrics {
       collect() {
         this.reset();
         for (const { model, counts } of lanes) for (const [reason, n] of Object.entries(counts.deadLettersByReason)) this.inc({ model, reason }, n);
-      },
-    });
-    this.callSeconds = new Histogram({
-      name: `${P}model_call_duration_seconds`,
-      help: 'Duration of one model call (one request, or one partition batch for batch runners), breaker included.',
-      labelNames: ['model'],
-      buckets: CALL_BUCKETS,
-      registers,
-    });
-    this.batchSize = new Histogram({ name: `${P}batch_size_messages`, help: 'Feature events per partition batch.', labelNames: ['model'], buckets: BATCH_BUCKETS, registers });
-    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Feature events behind the partition's high watermark after the last batch.", labelNames: ['model', 'partition'], registers });
-    this.transitions = new Counter({ name: `${P}breaker_transitions_total`, help: "Transitions of the model call's circuit breaker, by the state entered.", labelNames: ['model', 'state'], registers });
-    const state = this.state;
-    const models = this.models;
-    new Gauge({
-      name: `${P}breaker_state`,
-      help: "1 for the state the model call's circuit breaker is in (closed, half-open, open), else 0.",
-      labelNames: ['model', 'state'],
-      registers,
-      collect() {
-        for (const model of models) {
-          const now = state.get(model) ?? 'closed';
-          for (const s of BREAKER_STATES) this.set({ model, state: s }, s === now ? 1 : 0);
-        }
       },
     });
   }
