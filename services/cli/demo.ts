@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
 import { type AggregatorConfig, loadAggregatorConfig } from '../core/ensemble-config.js';
 import { loadDataset, type DatasetName } from '../ml/dataset.js';
 import { argmax, classificationMetrics, logLoss } from '../ml/metrics.js';
@@ -56,102 +57,154 @@ interface OfflineFigures {
 export async function runDemo(runtime: RuntimeConfig, o: DemoOptions): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const logger = createLogger('demo', runtime.logLevel === 'info' ? 'error' : runtime.logLevel);
-  const runId = randomBytes(3).toString('hex');
+  const run: DemoRun = { runtime, o, runId: randomBytes(3).toString('hex'), say };
   say('ensemble-stream demo');
   say('1/6 starting Kafka and Redis ...');
   const started = await infraUp(runtime, logger);
   const services: ServiceProcess[] = [];
   try {
     say('2/6 models and the fusion config ...');
-    let manifest: Manifest | undefined = await readManifest(o.dataset);
-    const configPath = o.configPath ?? join(artifactsDir(o.dataset), 'aggregator.json');
-    if (manifest === undefined || !existsSync(configPath)) {
-      if (o.configPath !== undefined) {
-        manifest = manifest ?? (await train(o.dataset, 42, say));
-      } else {
-        say('  training every model family, then choosing models, strategy and weights on the validation split ...');
-        const selection = await selectEnsemble({ dataset: o.dataset, seed: 42, outDir: artifactsDir(o.dataset), onProgress: (line) => say(`  ${line}`) });
-        manifest = await writeManifest(selection.training);
-        say(`  chosen: ${selection.chosen.strategy} over ${Object.keys(selection.chosen.weights).length} models (validation log loss ${selection.chosen.validation.logLoss.toFixed(4)}); report in ${selection.files.report}`);
-      }
-    } else {
-      say(`  reusing ${manifest.models.length} trained models and ${configPath}`);
-    }
+    const { manifest, configPath } = await modelsAndConfig(o, say);
     const config: AggregatorConfig = loadAggregatorConfig(configPath);
-
-    const data = await loadDataset(o.dataset);
-    const testRows = o.limit > 0 ? manifest.split.test.slice(0, o.limit) : manifest.split.test;
-    const id = (row: number) => `demo-${runId}-${row}`;
-    const rows = testRows.map((i) => ({ requestId: id(i), features: data.X[i] as Float64Array }));
-    const truth = new Map(testRows.map((i) => [id(i), data.y[i] as number]));
+    const { rows, truth } = await testStream(run, manifest);
 
     say(`3/6 starting ${manifest.models.length} model workers, the aggregator (${config.strategy}) and the evaluator ...`);
     const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: 'ensemble-stream-demo', logger });
-    // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
-    // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
-    const evaluatorGroup = `${GROUPS.evaluator}.demo-${runId}`;
-    await startGroupAtEnd(kafka, evaluatorGroup, [runtime.topics.predictions, runtime.topics.fused, runtime.topics.labels]);
     const metricsPort = o.metricsPort ?? 9464;
-    const env = {
-      ...process.env,
-      ...topicsToEnv(runtime.topics),
-      KAFKA_BROKERS: runtime.kafkaBrokers.join(','),
-      ES_REDIS_NAMESPACE: `demo-${runId}`,
-      ES_EVALUATOR_GROUP: evaluatorGroup,
-      ES_EVAL_WINDOW: `count:${Math.ceil(rows.length * 1.1)}`,
-      ES_METRICS_INTERVAL_MS: '1000',
-      ES_METRICS_PORT: String(metricsPort),
-    };
-    const ports = demoMetricsPorts(metricsPort, manifest.models.map((m) => m.modelId));
-    if (o.dashboard === true) {
-      const dashboardPort = Number(process.env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard);
-      services.push(spawnService('dashboard', ['dashboard', ...ports.targets.flatMap((t) => ['--scrape', t])], { ...env, ES_DASHBOARD_PORT: String(dashboardPort) }));
-      say(`  dashboard: http://127.0.0.1:${dashboardPort}/`);
-    }
-    const onnx = o.onnx === true ? await exportOnnxModels(manifest.models, say) : new Map<string, string>();
-    for (const m of manifest.models) {
-      const path = onnx.get(m.modelId);
-      const args = path === undefined ? ['worker', '--artifact', m.artifactPath] : ['worker', '--onnx', path];
-      if (path !== undefined) say(`  ${m.modelId}: ONNX (${path})`);
-      services.push(spawnService(`worker-${m.modelId}`, args, { ...env, ES_METRICS_PORT: String(ports.worker(m.modelId)) }));
-    }
-    services.push(spawnService('aggregator', ['aggregator', '--config', configPath], { ...env, ES_METRICS_PORT: String(ports.aggregator) }));
-    services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
-    await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
-
-    const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${runId}-`, `ensemble-stream.demo.${runId}`);
-    const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
-    await producer.connect();
-    say(`4/6 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
-    const t0 = Date.now();
-    let sent = 0;
-    const progress = () => say(`  sent ${sent}/${rows.length}  fused ${collected.fused.size}/${rows.length}`);
-    const replay = replayFeatures({ producer, topic: runtime.topics.features, rows, rate: o.rate, onProgress: (n) => (sent = n) });
-    const complete = await waitFor(() => collected.fused.size >= rows.length, 120_000 + (o.rate > 0 ? (rows.length / o.rate) * 1000 : 0), progress);
-    await replay;
-    const elapsedS = (Date.now() - t0) / 1000;
-    // Give duplicates, if there were any, a moment to show up before counting.
-    await new Promise((r) => setTimeout(r, 1000));
-    await producer.disconnect();
-    await consumer.disconnect();
+    await startServices(run, kafka, manifest, configPath, metricsPort, rows.length, services);
+    const { collected, elapsedS, complete } = await replayTestStream(run, kafka, rows);
 
     say('5/6 report');
     const { text, offline } = report(manifest, collected, truth, rows.length, elapsedS, complete);
     say(text);
-
-    say('6/6 sending the labels; the evaluator joins them to what was predicted ...');
-    const snapshots = await snapshotsAfterNow(kafka, runtime.topics.metrics, `ensemble-stream.demo.${runId}.metrics`);
-    const labels = new Map([...truth].filter(([rid]) => collected.fused.has(rid)).map(([rid, y]) => [rid, manifest.classes[y] as string]));
-    await sendLabels(kafka, runtime.topics.labels, labels);
-    const snapshot = await snapshots.waitForLabelled(labels.size, 60_000);
-    await snapshots.stop();
-    if (snapshot === undefined) say('  no metrics snapshot covered every label within 60 s (see .local/logs/evaluator.log)');
-    else say(await compareWithEvaluator(snapshot, offline, `http://127.0.0.1:${metricsPort}/metrics`));
+    await checkEvaluatorWithLabels(run, kafka, manifest, collected, truth, offline, metricsPort);
     if (o.dashboard === true) await untilInterrupted(say);
   } finally {
     await Promise.all(services.map((s) => s.stop()));
     if (!o.keepInfra) infraDown(started);
   }
+}
+
+type Say = (line: string) => void;
+
+/** What every phase of one demo run shares. */
+interface DemoRun {
+  runtime: RuntimeConfig;
+  o: DemoOptions;
+  /** Tags this run's request ids, Redis namespace and consumer groups. */
+  runId: string;
+  say: Say;
+}
+
+interface ReplayRow {
+  requestId: string;
+  features: Float64Array;
+}
+
+/** Reuses the trained models and the fusion config when both exist; otherwise trains (and selects, unless a config was given). */
+async function modelsAndConfig(o: DemoOptions, say: Say): Promise<{ manifest: Manifest; configPath: string }> {
+  let manifest: Manifest | undefined = await readManifest(o.dataset);
+  const configPath = o.configPath ?? join(artifactsDir(o.dataset), 'aggregator.json');
+  if (manifest === undefined || !existsSync(configPath)) {
+    if (o.configPath !== undefined) {
+      manifest = manifest ?? (await train(o.dataset, 42, say));
+    } else {
+      say('  training every model family, then choosing models, strategy and weights on the validation split ...');
+      const selection = await selectEnsemble({ dataset: o.dataset, seed: 42, outDir: artifactsDir(o.dataset), onProgress: (line) => say(`  ${line}`) });
+      manifest = await writeManifest(selection.training);
+      say(`  chosen: ${selection.chosen.strategy} over ${Object.keys(selection.chosen.weights).length} models (validation log loss ${selection.chosen.validation.logLoss.toFixed(4)}); report in ${selection.files.report}`);
+    }
+  } else {
+    say(`  reusing ${manifest.models.length} trained models and ${configPath}`);
+  }
+  return { manifest, configPath };
+}
+
+/** The held-out test rows to replay (at most `limit`), and each request's true class. */
+async function testStream(run: DemoRun, manifest: Manifest): Promise<{ rows: ReplayRow[]; truth: Map<string, number> }> {
+  const data = await loadDataset(run.o.dataset);
+  const testRows = run.o.limit > 0 ? manifest.split.test.slice(0, run.o.limit) : manifest.split.test;
+  const id = (row: number) => `demo-${run.runId}-${row}`;
+  const rows = testRows.map((i) => ({ requestId: id(i), features: data.X[i] as Float64Array }));
+  const truth = new Map(testRows.map((i) => [id(i), data.y[i] as number]));
+  return { rows, truth };
+}
+
+/** Starts the dashboard (if asked), one worker per model, the aggregator and the evaluator, into `services`; resolves once all have joined their groups. */
+async function startServices(run: DemoRun, kafka: Kafka, manifest: Manifest, configPath: string, metricsPort: number, rowCount: number, services: ServiceProcess[]): Promise<void> {
+  const { runtime, o, say } = run;
+  // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
+  // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
+  const evaluatorGroup = `${GROUPS.evaluator}.demo-${run.runId}`;
+  await startGroupAtEnd(kafka, evaluatorGroup, [runtime.topics.predictions, runtime.topics.fused, runtime.topics.labels]);
+  const env = {
+    ...process.env,
+    ...topicsToEnv(runtime.topics),
+    KAFKA_BROKERS: runtime.kafkaBrokers.join(','),
+    ES_REDIS_NAMESPACE: `demo-${run.runId}`,
+    ES_EVALUATOR_GROUP: evaluatorGroup,
+    ES_EVAL_WINDOW: `count:${Math.ceil(rowCount * 1.1)}`,
+    ES_METRICS_INTERVAL_MS: '1000',
+    ES_METRICS_PORT: String(metricsPort),
+  };
+  const ports = demoMetricsPorts(metricsPort, manifest.models.map((m) => m.modelId));
+  if (o.dashboard === true) {
+    const dashboardPort = Number(process.env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard);
+    services.push(spawnService('dashboard', ['dashboard', ...ports.targets.flatMap((t) => ['--scrape', t])], { ...env, ES_DASHBOARD_PORT: String(dashboardPort) }));
+    say(`  dashboard: http://127.0.0.1:${dashboardPort}/`);
+  }
+  const onnx = o.onnx === true ? await exportOnnxModels(manifest.models, say) : new Map<string, string>();
+  for (const m of manifest.models) {
+    const path = onnx.get(m.modelId);
+    const args = path === undefined ? ['worker', '--artifact', m.artifactPath] : ['worker', '--onnx', path];
+    if (path !== undefined) say(`  ${m.modelId}: ONNX (${path})`);
+    services.push(spawnService(`worker-${m.modelId}`, args, { ...env, ES_METRICS_PORT: String(ports.worker(m.modelId)) }));
+  }
+  services.push(spawnService('aggregator', ['aggregator', '--config', configPath], { ...env, ES_METRICS_PORT: String(ports.aggregator) }));
+  services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
+  await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
+}
+
+/** Sends the rows as feature events at the demo's rate and collects the predictions and fused results they bring back. */
+async function replayTestStream(run: DemoRun, kafka: Kafka, rows: ReplayRow[]): Promise<{ collected: Collected; elapsedS: number; complete: boolean }> {
+  const { runtime, o, say } = run;
+  const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${run.runId}-`, `ensemble-stream.demo.${run.runId}`);
+  const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
+  await producer.connect();
+  say(`4/6 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
+  const t0 = Date.now();
+  let sent = 0;
+  const progress = () => say(`  sent ${sent}/${rows.length}  fused ${collected.fused.size}/${rows.length}`);
+  const replay = replayFeatures({ producer, topic: runtime.topics.features, rows, rate: o.rate, onProgress: (n) => (sent = n) });
+  const complete = await waitFor(() => collected.fused.size >= rows.length, 120_000 + (o.rate > 0 ? (rows.length / o.rate) * 1000 : 0), progress);
+  await replay;
+  const elapsedS = (Date.now() - t0) / 1000;
+  // Give duplicates, if there were any, a moment to show up before counting.
+  await new Promise((r) => setTimeout(r, 1000));
+  await producer.disconnect();
+  await consumer.disconnect();
+  return { collected, elapsedS, complete };
+}
+
+/** Sends the labels of the fused requests and compares the evaluator's rolling metrics with the figures computed here. */
+async function checkEvaluatorWithLabels(
+  run: DemoRun,
+  kafka: Kafka,
+  manifest: Manifest,
+  collected: Collected,
+  truth: Map<string, number>,
+  offline: readonly OfflineFigures[],
+  metricsPort: number,
+): Promise<void> {
+  const { runtime, say } = run;
+  say('6/6 sending the labels; the evaluator joins them to what was predicted ...');
+  const snapshots = await snapshotsAfterNow(kafka, runtime.topics.metrics, `ensemble-stream.demo.${run.runId}.metrics`);
+  const labels = new Map([...truth].filter(([rid]) => collected.fused.has(rid)).map(([rid, y]) => [rid, manifest.classes[y] as string]));
+  await sendLabels(kafka, runtime.topics.labels, labels);
+  const snapshot = await snapshots.waitForLabelled(labels.size, 60_000);
+  await snapshots.stop();
+  if (snapshot === undefined) say('  no metrics snapshot covered every label within 60 s (see .local/logs/evaluator.log)');
+  else say(await compareWithEvaluator(snapshot, offline, `http://127.0.0.1:${metricsPort}/metrics`));
 }
 
 /** /metrics ports of the demo's services: the evaluator's, the aggregator's next, then one per worker. */

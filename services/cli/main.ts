@@ -59,112 +59,131 @@ function required(value: string | undefined, flag: string): string {
   return value;
 }
 
+const OPTIONS = {
+  dataset: { type: 'string' },
+  csv: { type: 'string' },
+  target: { type: 'string' },
+  drop: { type: 'string', multiple: true },
+  id: { type: 'string' },
+  name: { type: 'string' },
+  predictions: { type: 'string', multiple: true },
+  seeds: { type: 'string' },
+  rate: { type: 'string' },
+  limit: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  config: { type: 'string' },
+  artifact: { type: 'string', multiple: true },
+  remote: { type: 'string' },
+  model: { type: 'string' },
+  port: { type: 'string' },
+  synthetic: { type: 'string' },
+  'model-id': { type: 'string' },
+  'keep-infra': { type: 'boolean' },
+  onnx: { type: 'boolean' },
+  classes: { type: 'string' },
+  task: { type: 'string' },
+  output: { type: 'string' },
+  brokers: { type: 'string' },
+  'redis-cluster': { type: 'boolean' },
+  dashboard: { type: 'boolean' },
+  scrape: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parseCommandArgs(args: string[]) {
+  return parseArgs({ args, allowPositionals: true, options: OPTIONS });
+}
+
+type CliValues = ReturnType<typeof parseCommandArgs>['values'];
+type Command = (values: CliValues, positionals: string[]) => Promise<void>;
+
+async function demoCommand(values: CliValues): Promise<void> {
+  return runDemo(readRuntimeConfig(), {
+    dataset: builtinDataset(values.dataset),
+    rate: values.rate === undefined ? DEFAULT_DEMO_RATE : values.rate === '0' ? 0 : positiveInt(values.rate, '--rate'),
+    limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
+    keepInfra: values['keep-infra'] === true,
+    onnx: values.onnx === true,
+    dashboard: values.dashboard === true,
+    ...(values.config === undefined ? {} : { configPath: values.config }),
+  });
+}
+
+async function infraCommand(values: CliValues, positionals: string[]): Promise<void> {
+  const runtime = readRuntimeConfig();
+  const shape = { brokers: values.brokers === undefined ? 1 : positiveInt(values.brokers, '--brokers'), redisCluster: values['redis-cluster'] === true };
+  if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel), process.env, shape);
+  else if (positionals[0] === 'down') infraDown(undefined, clusterEnv(runtime, shape, process.env));
+  else throw new ConfigError('infra: say "up" or "down"');
+}
+
+async function trainCommand(values: CliValues): Promise<void> {
+  const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const manifest = await train(await datasetFromArgs(values), seed, log);
+  if (values.onnx === true) await exportOnnxModels(manifest.models, log);
+}
+
+async function selectCommand(values: CliValues, positionals: string[]): Promise<void> {
+  // `--predictions a.csv b.csv` (a shell glob) leaves every file after the first as a positional.
+  if (positionals.length > 0 && values.predictions === undefined) throw new ConfigError(`select: unexpected argument "${positionals[0]}"`);
+  return select({ ...values, ...(values.predictions === undefined ? {} : { predictions: [...values.predictions, ...positionals] }) });
+}
+
+async function workerCommand(values: CliValues, positionals: string[]): Promise<void> {
+  if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id').split(','));
+  const files = [...(values.artifact ?? []), ...(values.onnx === true ? positionals : [])];
+  if (files.length > 1) {
+    const single = (['model-id', 'classes', 'task', 'output'] as const).filter((flag) => values[flag] !== undefined);
+    if (single.length > 0) throw new ConfigError(`--${single.join(', --')} apply to one model; co-located models take their ids and classes from their files`);
+    return runColocatedWorker(files);
+  }
+  if (values.onnx === true) return onnxWorkerCommand(values, positionals);
+  if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
+  return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
+}
+
+async function onnxWorkerCommand(values: CliValues, positionals: string[]): Promise<void> {
+  const task = values.task;
+  if (task !== undefined && task !== 'classification' && task !== 'regression') throw new ConfigError(`--task: "${task}" is not classification or regression`);
+  return runOnnxWorker(required(positionals[0], '--onnx FILE'), {
+    ...(values['model-id'] === undefined ? {} : { modelId: values['model-id'] }),
+    ...(values.classes === undefined ? {} : { classes: values.classes.split(',').map((c) => c.trim()) }),
+    ...(task === undefined ? {} : { task }),
+    ...(values.output === undefined ? {} : { output: values.output }),
+  });
+}
+
+async function modelServerCommand(values: CliValues): Promise<void> {
+  return runModelServer({
+    artifactPaths: values.artifact ?? [],
+    ...(values.port === undefined ? {} : { port: positiveInt(values.port, '--port') }),
+  });
+}
+
+const COMMANDS = new Map<string, Command>([
+  ['demo', demoCommand],
+  ['infra', infraCommand],
+  ['train', trainCommand],
+  ['select', selectCommand],
+  ['worker', workerCommand],
+  ['model-server', modelServerCommand],
+  ['aggregator', async (values) => runAggregator(required(values.config, '--config'))],
+  ['evaluator', async (values) => runEvaluator(required(values.config, '--config'))],
+  ['dashboard', async (values) => runDashboard(values.scrape ?? [])],
+]);
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      dataset: { type: 'string' },
-      csv: { type: 'string' },
-      target: { type: 'string' },
-      drop: { type: 'string', multiple: true },
-      id: { type: 'string' },
-      name: { type: 'string' },
-      predictions: { type: 'string', multiple: true },
-      seeds: { type: 'string' },
-      rate: { type: 'string' },
-      limit: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      config: { type: 'string' },
-      artifact: { type: 'string', multiple: true },
-      remote: { type: 'string' },
-      model: { type: 'string' },
-      port: { type: 'string' },
-      synthetic: { type: 'string' },
-      'model-id': { type: 'string' },
-      'keep-infra': { type: 'boolean' },
-      onnx: { type: 'boolean' },
-      classes: { type: 'string' },
-      task: { type: 'string' },
-      output: { type: 'string' },
-      brokers: { type: 'string' },
-      'redis-cluster': { type: 'boolean' },
-      dashboard: { type: 'boolean' },
-      scrape: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(rest);
   if (values.help === true || command === undefined || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  switch (command) {
-    case 'demo':
-      return runDemo(readRuntimeConfig(), {
-        dataset: builtinDataset(values.dataset),
-        rate: values.rate === undefined ? DEFAULT_DEMO_RATE : values.rate === '0' ? 0 : positiveInt(values.rate, '--rate'),
-        limit: values.limit === undefined ? 0 : positiveInt(values.limit, '--limit'),
-        keepInfra: values['keep-infra'] === true,
-        onnx: values.onnx === true,
-        dashboard: values.dashboard === true,
-        ...(values.config === undefined ? {} : { configPath: values.config }),
-      });
-    case 'infra': {
-      const runtime = readRuntimeConfig();
-      const shape = { brokers: values.brokers === undefined ? 1 : positiveInt(values.brokers, '--brokers'), redisCluster: values['redis-cluster'] === true };
-      if (positionals[0] === 'up') await infraUp(runtime, createLogger('infra', runtime.logLevel), process.env, shape);
-      else if (positionals[0] === 'down') infraDown(undefined, clusterEnv(runtime, shape, process.env));
-      else throw new ConfigError('infra: say "up" or "down"');
-      return;
-    }
-    case 'train': {
-      const seed = values.seed === undefined ? 42 : positiveInt(values.seed, '--seed');
-      const log = (line: string) => process.stdout.write(`${line}\n`);
-      const manifest = await train(await datasetFromArgs(values), seed, log);
-      if (values.onnx === true) await exportOnnxModels(manifest.models, log);
-      return;
-    }
-    case 'select':
-      // `--predictions a.csv b.csv` (a shell glob) leaves every file after the first as a positional.
-      if (positionals.length > 0 && values.predictions === undefined) throw new ConfigError(`select: unexpected argument "${positionals[0]}"`);
-      return select({ ...values, ...(values.predictions === undefined ? {} : { predictions: [...values.predictions, ...positionals] }) });
-    case 'worker': {
-      if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id').split(','));
-      const files = [...(values.artifact ?? []), ...(values.onnx === true ? positionals : [])];
-      if (files.length > 1) {
-        const single = (['model-id', 'classes', 'task', 'output'] as const).filter((flag) => values[flag] !== undefined);
-        if (single.length > 0) throw new ConfigError(`--${single.join(', --')} apply to one model; co-located models take their ids and classes from their files`);
-        return runColocatedWorker(files);
-      }
-      if (values.onnx === true) {
-        const task = values.task;
-        if (task !== undefined && task !== 'classification' && task !== 'regression') throw new ConfigError(`--task: "${task}" is not classification or regression`);
-        return runOnnxWorker(required(positionals[0], '--onnx FILE'), {
-          ...(values['model-id'] === undefined ? {} : { modelId: values['model-id'] }),
-          ...(values.classes === undefined ? {} : { classes: values.classes.split(',').map((c) => c.trim()) }),
-          ...(task === undefined ? {} : { task }),
-          ...(values.output === undefined ? {} : { output: values.output }),
-        });
-      }
-      if (values.remote !== undefined) return runRemoteWorker(values.remote, required(values.model, '--model'), values['model-id']);
-      return runBuiltinWorker(required(values.artifact?.[0], '--artifact'), values['model-id']);
-    }
-    case 'model-server':
-      return runModelServer({
-        artifactPaths: values.artifact ?? [],
-        ...(values.port === undefined ? {} : { port: positiveInt(values.port, '--port') }),
-      });
-    case 'aggregator':
-      return runAggregator(required(values.config, '--config'));
-    case 'evaluator':
-      return runEvaluator(required(values.config, '--config'));
-    case 'dashboard':
-      return runDashboard(values.scrape ?? []);
-    default:
-      throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
-  }
+  const run = COMMANDS.get(command);
+  if (run === undefined) throw new ConfigError(`unknown command "${command}"\n${USAGE}`);
+  return run(values, positionals);
 }
 
 interface SelectArgs {
