@@ -28,17 +28,21 @@ export default defineConfig({
       // A 3-broker Kafka and a Redis Cluster (plus a SCRAM broker and an ACL Redis), started by
       // test/cluster/run.sh (npm run test:cluster), which sets ES_CLUSTER_SUITES=1: a plain
       // `vitest run` keeps to the two projects above, and `--project cluster` without it finds none.
-      ...(process.env.ES_CLUSTER_SUITES === '1' ? [{
-        test: {
-          name: 'cluster',
-          include: ['test/cluster/**/*.test.ts', 'test/integration/pipeline.test.ts', 'test/integration/aggregator-restart.test.ts'],
-          globalSetup: ['test/cluster/global-setup.ts'],
-          setupFiles: ['test/support/kafkajs-fix.ts'],
-          testTimeout: 240_000,
-          hookTimeout: 120_000,
-          fileParallelism: false,
-        },
-      }] : []),
+      ...(process.env.ES_CLUSTER_SUITES === '1'
+        ? [
+            {
+              test: {
+                name: 'cluster',
+                include: ['test/cluster/**/*.test.ts', 'test/integration/pipeline.test.ts', 'test/integration/aggregator-restart.test.ts'],
+                globalSetup: ['test/cluster/global-setup.ts'],
+                setupFiles: ['test/support/kafkajs-fix.ts'],
+                testTimeout: 240_000,
+                hookTimeout: 120_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

@@ -95,8 +95,18 @@ function java(toolsLib: string, mainClass: string, args: string[]): string {
 /** The records/sec of ProducerPerformance's summary line. */
 function producerPerformance(toolsLib: string, brokers: string[], topic: string, records: number, valueBytes: number): number {
   const out = java(toolsLib, 'org.apache.kafka.tools.ProducerPerformance', [
-    '--topic', topic, '--num-records', String(records), '--record-size', String(valueBytes), '--throughput', '-1',
-    '--bootstrap-server', brokers.join(','), '--producer-props', 'acks=all',
+    '--topic',
+    topic,
+    '--num-records',
+    String(records),
+    '--record-size',
+    String(valueBytes),
+    '--throughput',
+    '-1',
+    '--bootstrap-server',
+    brokers.join(','),
+    '--producer-props',
+    'acks=all',
   ]);
   const summary = out.trim().split('\n').at(-1) ?? '';
   const match = /([\d.]+) records\/sec/.exec(summary);
@@ -107,7 +117,16 @@ function producerPerformance(toolsLib: string, brokers: string[], topic: string,
 /** The fetch.nMsg.sec column of ConsumerPerformance: messages per second, group join excluded. */
 function consumerPerformance(toolsLib: string, brokers: string[], topic: string, records: number): number {
   const out = java(toolsLib, 'org.apache.kafka.tools.ConsumerPerformance', [
-    '--bootstrap-server', brokers.join(','), '--topic', topic, '--num-records', String(records), '--group', `ceiling-${randomBytes(4).toString('hex')}`, '--timeout', '60000',
+    '--bootstrap-server',
+    brokers.join(','),
+    '--topic',
+    topic,
+    '--num-records',
+    String(records),
+    '--group',
+    `ceiling-${randomBytes(4).toString('hex')}`,
+    '--timeout',
+    '60000',
   ]);
   const lines = out.trim().split('\n');
   const header = (lines.find((l) => l.includes('nMsg.sec')) ?? '').split(',').map((c) => c.trim());

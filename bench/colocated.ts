@@ -19,4 +19,3 @@ export function colocatedProfile(base: Profile): Profile {
 export function colocatedBase(name: string): 'synthetic' | 'letter' | undefined {
   return name === 'colocated' ? 'synthetic' : name === 'letter-colocated' ? 'letter' : undefined;
 }
-

@@ -24,7 +24,8 @@ async function main(argv: string[]): Promise<void> {
   const standardiser = new Standardiser(params.standardiser);
   const nFeatures = params.nFeatures;
   const data = new Float64Array(params.X.length);
-  for (let i = 0; i < params.y.length; i++) standardiser.transform(params.X.slice(i * nFeatures, (i + 1) * nFeatures), data.subarray(i * nFeatures, (i + 1) * nFeatures));
+  for (let i = 0; i < params.y.length; i++)
+    standardiser.transform(params.X.slice(i * nFeatures, (i + 1) * nFeatures), data.subarray(i * nFeatures, (i + 1) * nFeatures));
   const letter = await loadDataset('letter');
   const rows = manifest.split.test.map((i) => Array.from(letter.X[i]!));
   const cpuMicrosPerRow = (predict: (row: number[]) => unknown): number => {
@@ -40,7 +41,11 @@ async function main(argv: string[]): Promise<void> {
     tree.push(cpuMicrosPerRow((row) => model.predictProba(row)));
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-  say(`k-NN on ${rows.length} letter test rows (${params.y.length} training rows, k = ${params.k}), CPU us per prediction, ${repeat} runs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  say(
+    `k-NN on ${rows.length} letter test rows (${params.y.length} training rows, k = ${params.k}), CPU us per prediction, ${repeat} runs, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   say(`  scan of every row: median ${median(scan).toFixed(1)} (${scan.map((x) => x.toFixed(1)).join(', ')})`);
   say(`  k-d tree:          median ${median(tree).toFixed(1)} (${tree.map((x) => x.toFixed(1)).join(', ')}), ${(median(scan) / median(tree)).toFixed(2)}x`);
 }

@@ -37,10 +37,21 @@ export function distribution(values: number[]): Distribution {
   const sorted = [...values].sort((a, b) => a - b);
   const n = sorted.length;
   const sum = sorted.reduce((a, b) => a + b, 0);
-  return { count: n, p50: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN, mean: n === 0 ? Number.NaN : sum / n };
+  return {
+    count: n,
+    p50: quantile(sorted, 0.5),
+    p95: quantile(sorted, 0.95),
+    p99: quantile(sorted, 0.99),
+    max: sorted.at(-1) ?? Number.NaN,
+    mean: n === 0 ? Number.NaN : sum / n,
+  };
 }
 
-export function phaseLatency(ids: readonly string[], fused: ReadonlyMap<string, FusedSeen>, predictions: ReadonlyMap<string, ReadonlyMap<string, PredictionSeen>>): PhaseLatency {
+export function phaseLatency(
+  ids: readonly string[],
+  fused: ReadonlyMap<string, FusedSeen>,
+  predictions: ReadonlyMap<string, ReadonlyMap<string, PredictionSeen>>,
+): PhaseLatency {
   const e2e: number[] = [];
   const pickup: number[] = [];
   const worker: number[] = [];

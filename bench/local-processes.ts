@@ -9,7 +9,13 @@ import type { WatchedProcess } from './process-stats.js';
  * The processes whose CPU and memory are reported: the pipeline, the client side, Kafka and Redis.
  * The services and the load generator count their Kafka requests into `requestsFile(name)`.
  */
-export function watchedProcesses(services: readonly ServiceProcess[], loadGenerator: ChildProcess, env: NodeJS.ProcessEnv, redisUrl: string, requestsFile: (name: string) => string): WatchedProcess[] {
+export function watchedProcesses(
+  services: readonly ServiceProcess[],
+  loadGenerator: ChildProcess,
+  env: NodeJS.ProcessEnv,
+  redisUrl: string,
+  requestsFile: (name: string) => string,
+): WatchedProcess[] {
   const counted = (name: string, pid: number): WatchedProcess => ({ name, pid, requestsFile: requestsFile(name) });
   const list: WatchedProcess[] = services.map((s) => counted(s.name.replace(/^bench-(dead-model|[a-z]+)-/, ''), s.child.pid ?? 0));
   list.push(counted('load-generator', loadGenerator.pid ?? 0), { name: 'collector (bench)', pid: process.pid });

@@ -70,7 +70,15 @@ async function main(argv: string[]): Promise<void> {
       ];
       createdTopics.push(...ceilingSizes.flatMap((s) => [`${runId}-ceiling-java-${s.label}`, `${runId}-ceiling-kafkajs-${s.label}`]));
       ceiling = await measureCeiling({
-        kafka, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, topicPrefix: `${runId}-`, sizes: ceilingSizes, records: options.ceilingRecords, env, brokerPid: brokerPid(env), say,
+        kafka,
+        brokers: runtime.kafkaBrokers,
+        partitions: runtime.partitions,
+        topicPrefix: `${runId}-`,
+        sizes: ceilingSizes,
+        records: options.ceilingRecords,
+        env,
+        brokerPid: brokerPid(env),
+        say,
       });
     }
 
@@ -80,14 +88,21 @@ async function main(argv: string[]): Promise<void> {
     const cpuProfiles: ProfileSummary[] = [];
     const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
     if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
-    const runs = options.profiles.flatMap((profile) => options.deliveries.map((delivery) => ({ profile, delivery, label: delivery === 'exactly-once' ? profile : `${profile}-${delivery}` })));
+    const runs = options.profiles.flatMap((profile) =>
+      options.deliveries.map((delivery) => ({ profile, delivery, label: delivery === 'exactly-once' ? profile : `${profile}-${delivery}` })),
+    );
     for (const { profile: name, delivery, label } of runs) {
       // Each profile has its own topics, Redis keys and aggregator group: nothing left over from
       // one profile (a backlog, a consumer group's position) can reach the next.
       const topics = withPrefix(`${runId}-${label}-`);
       await createTopics(kafka, topics, runtime.partitions);
       createdTopics.push(...allTopics(topics));
-      const profileEnv = { ...env, ES_TOPIC_PREFIX: `${runId}-${label}-`, ES_REDIS_NAMESPACE: `${runId}-${label}`, ES_AGGREGATOR_GROUP: `${runId}.aggregator.${label}` };
+      const profileEnv = {
+        ...env,
+        ES_TOPIC_PREFIX: `${runId}-${label}-`,
+        ES_REDIS_NAMESPACE: `${runId}-${label}`,
+        ES_AGGREGATOR_GROUP: `${runId}.aggregator.${label}`,
+      };
       const collector = await FusedCollector.start(kafka, topics.fused, `${runId}.collector.${label}`);
       try {
         const ctx = { kafka, redis, topics, redisNamespace: `${runId}-${label}`, loadGenerator, collector, runId, processes: [] };
@@ -137,7 +152,15 @@ async function main(argv: string[]): Promise<void> {
     const jsonPath = join(resultsDir, `${stamp}.json`);
     const svgPath = join(resultsDir, `${stamp}-latency.svg`);
     writeFileSync(jsonPath, `${JSON.stringify(report)}\n`);
-    writeFileSync(svgPath, latencyPlot(phases.map((p) => ({ title: `${p.profile}, ${p.load}${p.offeredRate > 0 ? ` ${p.offeredRate}/s` : ''}${options.repeat > 1 ? `, run ${p.repetition}` : ''}: end-to-end latency`, points: p.timeline }))));
+    writeFileSync(
+      svgPath,
+      latencyPlot(
+        phases.map((p) => ({
+          title: `${p.profile}, ${p.load}${p.offeredRate > 0 ? ` ${p.offeredRate}/s` : ''}${options.repeat > 1 ? `, run ${p.repetition}` : ''}: end-to-end latency`,
+          points: p.timeline,
+        })),
+      ),
+    );
     say('');
     say(formatReport(report));
     say('');
@@ -155,14 +178,25 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /** Starts one profile's services, warms them up, runs its phases (named `name`), measures it idle, stops them. */
-async function runProfile(profile: Profile, name: string, options: BenchOptions, ctx: PhaseContext, env: NodeJS.ProcessEnv, workDir: string, profileDir: string | undefined): Promise<{ phases: PhaseResult[]; idle?: IdleResult }> {
+async function runProfile(
+  profile: Profile,
+  name: string,
+  options: BenchOptions,
+  ctx: PhaseContext,
+  env: NodeJS.ProcessEnv,
+  workDir: string,
+  profileDir: string | undefined,
+): Promise<{ phases: PhaseResult[]; idle?: IdleResult }> {
   say(`${name}: starting ${profile.models.length} workers and ${options.aggregators} aggregator(s) ...`);
   const pipeline = await Pipeline.start(profile, options.aggregators, env, ctx.kafka, workDir, profileDir);
   running = pipeline;
   const phases: PhaseResult[] = [];
   let idle: IdleResult | undefined;
   try {
-    const measured: PhaseContext = { ...ctx, processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)) };
+    const measured: PhaseContext = {
+      ...ctx,
+      processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)),
+    };
     if (options.warmup > 0) {
       const rate = profile.name === 'dead-model' ? options.deadModel.rate : options.rate;
       say(`${name}: warm-up, ${options.warmup} requests at ${rate}/s`);
@@ -173,18 +207,25 @@ async function runProfile(profile: Profile, name: string, options: BenchOptions,
         // One fixed-rate phase of about 20 s: every request waits for its deadline.
         const { rate, deadlineMs } = options.deadModel;
         const count = Math.min(options.requests, 20 * rate);
-        say(`${name}: fixed-rate ${rate}/s, ${count} requests, one model dead, deadline ${deadlineMs} ms${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`);
+        say(
+          `${name}: fixed-rate ${rate}/s, ${count} requests, one model dead, deadline ${deadlineMs} ms${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`,
+        );
         const result = await runPhase(measured, name, 'fixed-rate', rep, count, rate, deadlineMs);
         const late = result.deadlineLateness;
         say(`  fused ${result.fused}/${result.requests}; after the deadline: p50 ${late?.total.p50} p99 ${late?.total.p99} max ${late?.total.max} ms`);
         phases.push(result);
         continue;
       }
-      for (const [load, rate] of [['fixed-rate', options.rate], ['saturation', 0]] as const) {
+      for (const [load, rate] of [
+        ['fixed-rate', options.rate],
+        ['saturation', 0],
+      ] as const) {
         say(`${name}: ${load}${rate > 0 ? ` ${rate}/s` : ''}, ${options.requests} requests${options.repeat > 1 ? ` (run ${rep}/${options.repeat})` : ''} ...`);
         const result = await runPhase(measured, name, load, rep, options.requests, rate);
         const e2e = result.latency.endToEnd;
-        say(`  fused ${result.fused}/${result.requests}, ${result.throughput.sustained.toFixed(0)}/s sustained, p50 ${e2e.p50} p99 ${e2e.p99} max ${e2e.max} ms`);
+        say(
+          `  fused ${result.fused}/${result.requests}, ${result.throughput.sustained.toFixed(0)}/s sustained, p50 ${e2e.p50} p99 ${e2e.p99} max ${e2e.max} ms`,
+        );
         phases.push(result);
       }
     }

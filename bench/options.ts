@@ -101,7 +101,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     stateTtlMs: int(values['state-ttl-ms'], 35_000, '--state-ttl-ms'),
     cpuProfile: values['cpu-profile'] === true,
     aggregators: int(values.aggregators, 1, '--aggregators'),
-    deadModel: { rate: int(values['dead-model-rate'], 300, '--dead-model-rate'), deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms') },
+    deadModel: {
+      rate: int(values['dead-model-rate'], 300, '--dead-model-rate'),
+      deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms'),
+    },
     deliveries: (values.delivery ?? 'exactly-once').split(',').map((d) => d.trim()) as DeliveryMode[],
     idleSeconds: values['idle-seconds'] === '0' ? 0 : int(values['idle-seconds'], 30, '--idle-seconds'),
   };

@@ -42,7 +42,11 @@ export interface PhaseResult {
   deadLetters: number;
   throughput: Throughput;
   latency: PhaseLatency;
-  redis: RedisDelta & { perFused: { scriptCalls: number; roundTrips: number; executedCommands: number; scriptMs: number }; keysLeft: KeysLeft; usedMemoryBytes: number };
+  redis: RedisDelta & {
+    perFused: { scriptCalls: number; roundTrips: number; executedCommands: number; scriptMs: number };
+    keysLeft: KeysLeft;
+    usedMemoryBytes: number;
+  };
   processes: ProcessUsage[];
   /**
    * Kafka requests each counting process sent per fused result, in total and by API, and the mean
@@ -67,7 +71,15 @@ const SETTLE_MS = 250;
  * One measured phase: `count` requests at `rate` (0: as fast as the producer goes), waited for
  * until every result is in, then everything is read back and computed.
  */
-export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKind, repetition: number, count: number, rate: number, deadlineMs?: number): Promise<PhaseResult> {
+export async function runPhase(
+  ctx: PhaseContext,
+  profile: string,
+  load: LoadKind,
+  repetition: number,
+  count: number,
+  rate: number,
+  deadlineMs?: number,
+): Promise<PhaseResult> {
   const prefix = `${ctx.runId}-${profile}-${load}-${repetition}-`;
   ctx.collector.expect(prefix);
   const [predictionsFrom, deadLettersFrom, redisBefore] = await Promise.all([
@@ -87,7 +99,14 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
   await new Promise((r) => setTimeout(r, complete ? DUPLICATE_GRACE_MS : 0));
   const [predictionsTo, deadLettersTo] = await Promise.all([endOffsets(ctx.kafka, ctx.topics.predictions), endOffsets(ctx.kafka, ctx.topics.deadLetters)]);
   const deadlineRecords = new Map<string, number>();
-  const predictions = await readPredictions(ctx.kafka, ctx.topics.predictions, predictionsFrom, predictionsTo, `${ctx.runId}.predictions.${profile}.${load}.${repetition}`, deadlineRecords);
+  const predictions = await readPredictions(
+    ctx.kafka,
+    ctx.topics.predictions,
+    predictionsFrom,
+    predictionsTo,
+    `${ctx.runId}.predictions.${profile}.${load}.${repetition}`,
+    deadlineRecords,
+  );
 
   const ids = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
   const statuses = { complete: 0, partial: 0, insufficient: 0 };
@@ -123,7 +142,12 @@ export async function runPhase(ctx: PhaseContext, profile: string, load: LoadKin
     latency: phaseLatency(ids, ctx.collector.seen, predictions),
     redis: {
       ...delta,
-      perFused: { scriptCalls: per(delta.scriptCalls), roundTrips: per(delta.roundTrips), executedCommands: per(delta.executedCommands), scriptMs: per(delta.scriptMs) },
+      perFused: {
+        scriptCalls: per(delta.scriptCalls),
+        roundTrips: per(delta.roundTrips),
+        executedCommands: per(delta.executedCommands),
+        scriptMs: per(delta.scriptMs),
+      },
       keysLeft: await keysLeft(ctx.redis, ctx.redisNamespace),
       usedMemoryBytes: redisAfter.usedMemory,
     },
@@ -187,7 +211,13 @@ async function readRequestCounts(processes: readonly WatchedProcess[]): Promise<
         // Being replaced right now: read it again.
       }
     }
-    if (Date.now() > deadline) throw new Error(`no Kafka request counts from ${counting.filter((p) => !all.has(p.name)).map((p) => p.name).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no Kafka request counts from ${counting
+          .filter((p) => !all.has(p.name))
+          .map((p) => p.name)
+          .join(', ')}`,
+      );
     await new Promise((r) => setTimeout(r, 5));
   }
   return all;

@@ -60,7 +60,11 @@ export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line
   return {
     name,
     models: chosen.map((m) => ({ modelId: m.modelId, workerArgs: ['worker', '--artifact', m.artifactPath] })),
-    config: fusionConfig(manifest.classes, chosen.map((m) => m.modelId), o),
+    config: fusionConfig(
+      manifest.classes,
+      chosen.map((m) => m.modelId),
+      o,
+    ),
   };
 }
 
@@ -119,7 +123,9 @@ export class Pipeline {
     const services = profile.models.map((m) => spawnService(`bench-${profile.name}-worker-${m.modelId}`, m.workerArgs, envFor(`worker-${m.modelId}`)));
     for (let i = 1; i <= aggregators; i++) {
       const name = aggregators === 1 ? 'aggregator' : `aggregator-${i}`;
-      services.push(spawnService(`bench-${profile.name}-${name}`, ['aggregator', '--config', configPath], { ...envFor(name), ES_INSTANCE_ID: `bench-${name}` }));
+      services.push(
+        spawnService(`bench-${profile.name}-${name}`, ['aggregator', '--config', configPath], { ...envFor(name), ES_INSTANCE_ID: `bench-${name}` }),
+      );
     }
     const pipeline = new Pipeline(services);
     try {

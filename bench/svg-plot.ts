@@ -67,13 +67,27 @@ function panel(p: LatencyPanel, top: number): string {
 
   const buckets: number[][] = Array.from({ length: BUCKETS }, () => []);
   for (const q of p.points) buckets[Math.min(BUCKETS - 1, Math.floor((q.t / tMax) * BUCKETS))]?.push(q.ms);
-  for (const [q, colour] of [[0.5, '#1a7f37'], [0.99, '#cf222e']] as const) {
+  for (const [q, colour] of [
+    [0.5, '#1a7f37'],
+    [0.99, '#cf222e'],
+  ] as const) {
     const line = buckets
-      .map((b, i) => (b.length === 0 ? undefined : `${x(((i + 0.5) / BUCKETS) * tMax).toFixed(1)},${y(quantile(b.sort((a, c) => a - c), q)).toFixed(1)}`))
+      .map((b, i) =>
+        b.length === 0
+          ? undefined
+          : `${x(((i + 0.5) / BUCKETS) * tMax).toFixed(1)},${y(
+              quantile(
+                b.sort((a, c) => a - c),
+                q,
+              ),
+            ).toFixed(1)}`,
+      )
       .filter((s) => s !== undefined);
     out.push(`<polyline points="${line.join(' ')}" fill="none" stroke="${colour}" stroke-width="1.6"/>`);
   }
-  out.push(`<text x="${x1 - 4}" y="${top + 18}" text-anchor="end"><tspan fill="#1a7f37">— p50</tspan>  <tspan fill="#cf222e">— p99</tspan>  <tspan fill="#4a86c6">● one request</tspan></text>`);
+  out.push(
+    `<text x="${x1 - 4}" y="${top + 18}" text-anchor="end"><tspan fill="#1a7f37">— p50</tspan>  <tspan fill="#cf222e">— p99</tspan>  <tspan fill="#4a86c6">● one request</tspan></text>`,
+  );
   return out.join('\n');
 }
 

@@ -64,7 +64,11 @@ async function main(argv: string[]): Promise<void> {
     await producer.send({ topic: topics.features, messages, acks: -1 });
   }
   await producer.disconnect();
-  say(`worker throughput: ${requests} letter feature events on ${runtime.partitions} partitions, ${repeat} runs each, medians; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(
+    `worker throughput: ${requests} letter feature events on ${runtime.partitions} partitions, ${repeat} runs each, medians; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 
   const lines: string[] = [];
   lines.push('| model | runner | predictions/s through Kafka | model call alone, rows/s | us per row |', '|---|---|---|---|---|');

@@ -52,16 +52,60 @@ export class AggregatorMetrics {
     this.registry = registry;
     const registers = [registry];
     const models = ensemble.models.map((m) => m.id);
-    new Gauge({ name: `${P}strategy_info`, help: 'The fusion strategy this aggregator runs (value 1).', labelNames: ['strategy'], registers }).set({ strategy: ensemble.strategy }, 1);
-    const weights = new Gauge({ name: `${P}configured_weight`, help: "A model's weight in the aggregator's config (learned weights: ensemble_stream_model_weight).", labelNames: ['model'], registers });
-    for (const m of ensemble.models) weights.set({ model: m.id }, m.weight);
+    AggregatorMetrics.configured(ensemble, registers);
     AggregatorMetrics.totals(models, counts, breakers, registers);
-    this.missing = new Counter({ name: `${P}missing_models_total`, help: 'Models missing from committed fused results, by reason (DEADLINE, ERROR, ABSTAIN, CIRCUIT_OPEN).', labelNames: ['model', 'reason'], registers });
-    this.deadLetters = new Counter({ name: `${P}dead_letters_total`, help: 'Predictions sent to the dead-letter topic, by reason code.', labelNames: ['reason'], registers });
-    this.stepSeconds = new Histogram({ name: `${P}step_duration_seconds`, help: "Duration of a batch's steps: join (the Redis join script), transaction (Kafka produce and commit), batch (all of it).", labelNames: ['step'], buckets: SECONDS_BUCKETS, registers });
-    this.endToEnd = new Histogram({ name: `${P}request_duration_seconds`, help: 'From request creation to its fused result, by status.', labelNames: ['status'], buckets: SECONDS_BUCKETS, registers });
-    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Predictions behind the partition's high watermark after the last batch.", labelNames: ['partition'], registers });
-    const partitions = this.partitions;
+    this.missing = new Counter({
+      name: `${P}missing_models_total`,
+      help: 'Models missing from committed fused results, by reason (DEADLINE, ERROR, ABSTAIN, CIRCUIT_OPEN).',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.deadLetters = new Counter({
+      name: `${P}dead_letters_total`,
+      help: 'Predictions sent to the dead-letter topic, by reason code.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.stepSeconds = new Histogram({
+      name: `${P}step_duration_seconds`,
+      help: "Duration of a batch's steps: join (the Redis join script), transaction (Kafka produce and commit), batch (all of it).",
+      labelNames: ['step'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.endToEnd = new Histogram({
+      name: `${P}request_duration_seconds`,
+      help: 'From request creation to its fused result, by status.',
+      labelNames: ['status'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.lag = new Gauge({
+      name: `${P}consumer_lag_messages`,
+      help: "Predictions behind the partition's high watermark after the last batch.",
+      labelNames: ['partition'],
+      registers,
+    });
+    AggregatorMetrics.openJoins(this.partitions, openJoins, registers);
+  }
+
+  /** What the config says: the strategy and each model's configured weight. */
+  private static configured(ensemble: EnsembleShape, registers: Registry[]): void {
+    new Gauge({ name: `${P}strategy_info`, help: 'The fusion strategy this aggregator runs (value 1).', labelNames: ['strategy'], registers }).set(
+      { strategy: ensemble.strategy },
+      1,
+    );
+    const weights = new Gauge({
+      name: `${P}configured_weight`,
+      help: "A model's weight in the aggregator's config (learned weights: ensemble_stream_model_weight).",
+      labelNames: ['model'],
+      registers,
+    });
+    for (const m of ensemble.models) weights.set({ model: m.id }, m.weight);
+  }
+
+  /** Requests waiting in the join, read from Redis at scrape time for the partitions this instance handled. */
+  private static openJoins(partitions: ReadonlySet<number>, openJoins: OpenJoins | undefined, registers: Registry[]): void {
     new Gauge({
       name: `${P}open_joins`,
       help: 'Requests waiting in the join (not yet fused), per partition this instance handled; read from Redis at scrape time.',
@@ -93,7 +137,9 @@ export class AggregatorMetrics {
       [{ status: 'PARTIAL' }, counts.partial],
       [{ status: 'INSUFFICIENT' }, counts.insufficient],
     ]);
-    total('late_predictions_total', 'Predictions that arrived after their request was fused, by model.', ['model'], () => models.map((m) => [{ model: m }, counts.late[m] ?? 0]));
+    total('late_predictions_total', 'Predictions that arrived after their request was fused, by model.', ['model'], () =>
+      models.map((m) => [{ model: m }, counts.late[m] ?? 0]),
+    );
     total('duplicate_predictions_total', 'Predictions received again for a model already joined (redeliveries).', [], () => [[{}, counts.duplicates]]);
     total('batches_total', 'Partition batches committed.', [], () => [[{}, counts.batches]]);
     total('retried_batches_total', 'Batches that failed (Redis, Kafka, fencing) and were read again.', [], () => [[{}, counts.retriedBatches]]);

@@ -197,7 +197,10 @@ export class Aggregator {
     const done = performance.now();
     this.metrics.step('transaction', done - committing);
     this.metrics.step('batch', done - started);
-    this.metrics.committed(settled.fused, rejected.map((r) => r.error.code));
+    this.metrics.committed(
+      settled.fused,
+      rejected.map((r) => r.error.code),
+    );
   }
 
   /** One join script call; a partition whose state Redis lost is rebuilt from Kafka first. */
@@ -211,7 +214,16 @@ export class Aggregator {
     // Keep the group session alive while Kafka is read back.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
     try {
-      const options = { kafka: this.o.kafka, joinStore: this.o.joinStore, topics: this.o.topics, groupId: this.groupId, deadlineMs: this.o.config.deadlineMs, horizonMs: this.o.config.restoreHorizonMs, logger: this.o.logger, accept: (m: KafkaMessage) => this.ingress.accept(m) };
+      const options = {
+        kafka: this.o.kafka,
+        joinStore: this.o.joinStore,
+        topics: this.o.topics,
+        groupId: this.groupId,
+        deadlineMs: this.o.config.deadlineMs,
+        horizonMs: this.o.config.restoreHorizonMs,
+        logger: this.o.logger,
+        accept: (m: KafkaMessage) => this.ingress.accept(m),
+      };
       await restorePartition(options, batch.partition, BigInt(batch.firstOffset() ?? '0'));
       this.stats.restores++;
     } finally {
@@ -314,9 +326,14 @@ export class Aggregator {
     this.stats.batches++;
     // Not awaited: the partition's next join queues behind it on the same connection anyway, and
     // a failure only leaves the predictions in Redis until their TTL.
-    this.o.joinStore.finish(partition, settled.fused.map((f) => f.requestId)).catch((error: unknown) => {
-      this.o.logger.warn('freeing fused predictions failed; they expire with their TTL', { partition, error: describeError(error) });
-    });
+    this.o.joinStore
+      .finish(
+        partition,
+        settled.fused.map((f) => f.requestId),
+      )
+      .catch((error: unknown) => {
+        this.o.logger.warn('freeing fused predictions failed; they expire with their TTL', { partition, error: describeError(error) });
+      });
   }
 
   /**
@@ -328,7 +345,8 @@ export class Aggregator {
   private producerFor(topic: string, partition: number): Promise<Producer> {
     let producer = this.producers.get(partition);
     if (producer === undefined) {
-      const transactional = this.o.config.delivery === 'exactly-once' ? { transactionalId: `${this.groupId}.${topic}.${partition}`, transactionTimeout: 10_000 } : {};
+      const transactional =
+        this.o.config.delivery === 'exactly-once' ? { transactionalId: `${this.groupId}.${topic}.${partition}`, transactionTimeout: 10_000 } : {};
       const created = this.o.kafka.producer({
         ...transactional,
         idempotent: true,

@@ -63,10 +63,13 @@ export class DeadlineSweeper {
     if (this.stopped || atMs >= this.wakeAt) return;
     this.wakeAt = atMs;
     clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => {
-      this.wakeAt = Infinity;
-      this.trigger();
-    }, Math.max(0, atMs - Date.now()));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeAt = Infinity;
+        this.trigger();
+      },
+      Math.max(0, atMs - Date.now()),
+    );
   }
 
   private trigger(): void {

@@ -109,7 +109,14 @@ export function settle(admitted: Admitted, outcomes: readonly JoinOutcome[], fus
       out.late.push(entry.modelId);
     } else if (outcome.kind === 'expired' && entry.kind === 'prediction') {
       const error = new ExpiredPredictionError(entry.requestId, entry.requestCreatedAtMs);
-      const message = { offset: entry.offset, key: Buffer.from(entry.requestId), value: entry.payload, timestamp: '0', attributes: 0, headers: {} } as KafkaMessage;
+      const message = {
+        offset: entry.offset,
+        key: Buffer.from(entry.requestId),
+        value: entry.payload,
+        timestamp: '0',
+        attributes: 0,
+        headers: {},
+      } as KafkaMessage;
       out.rejected.push({ message, error });
     }
   });

@@ -87,7 +87,6 @@ interface JoinCommands {
 
 const LUA_DIR = join(repoRoot(), 'services', 'aggregator', 'lua');
 
-
 /**
  * The request join in Redis: typed wrappers around the Lua scripts, one script per atomic
  * operation, one call (one round trip) per Kafka batch.
@@ -117,7 +116,18 @@ export class JoinStore {
   async joinBatch(partition: number, entries: readonly JoinEntry[], plan: AwaitPlan, nowMs: number, logTimeMs = nowMs): Promise<JoinBatchResult> {
     // Called even with no entries: the epoch check then still tells a lost state early.
     const o = this.options;
-    const args: Arg[] = [...this.partitionKeys(partition), nowMs, o.stateTtlMs, plan.waitFor.join(','), plan.probe.join(','), plan.probeBudget, o.quorum, logTimeMs, o.fusedMemoryMs, entries.length];
+    const args: Arg[] = [
+      ...this.partitionKeys(partition),
+      nowMs,
+      o.stateTtlMs,
+      plan.waitFor.join(','),
+      plan.probe.join(','),
+      plan.probeBudget,
+      o.quorum,
+      logTimeMs,
+      o.fusedMemoryMs,
+      entries.length,
+    ];
     for (const e of entries) {
       if (e.kind === 'prediction') args.push('p', e.requestId, e.modelId, e.offset, e.requestCreatedAtMs, e.deadlineAtMs, e.ok ? '1' : '0', e.payload);
       else args.push('d', e.requestId, '', e.offset, 0, 0, '0', '');
@@ -153,7 +163,13 @@ export class JoinStore {
    * Writes rebuilt state of one partition (see restore-partition-4.lua); `last` creates the epoch
    * with `floorMs`, after which the join accepts the partition again.
    */
-  async restore(partition: number, chunk: { fused: { requestId: string; requestCreatedAtMs: number }[]; open: RestoredRequest[] }, last: boolean, floorMs: number, logTimeMs: number): Promise<void> {
+  async restore(
+    partition: number,
+    chunk: { fused: { requestId: string; requestCreatedAtMs: number }[]; open: RestoredRequest[] },
+    last: boolean,
+    floorMs: number,
+    logTimeMs: number,
+  ): Promise<void> {
     const args: Arg[] = [...this.partitionKeys(partition), this.options.stateTtlMs, last ? '1' : '0', floorMs, logTimeMs, chunk.fused.length];
     for (const f of chunk.fused) args.push(f.requestId, f.requestCreatedAtMs);
     args.push(chunk.open.length);
@@ -165,7 +181,12 @@ export class JoinStore {
   }
 }
 
-const csvSet = (b: Buffer | undefined): Set<string> => new Set(String(b ?? '').split(',').filter((m) => m !== ''));
+const csvSet = (b: Buffer | undefined): Set<string> =>
+  new Set(
+    String(b ?? '')
+      .split(',')
+      .filter((m) => m !== ''),
+  );
 
 function decodeOutcome(raw: RawOutcome): JoinOutcome {
   switch (Number(raw[0])) {
@@ -174,7 +195,14 @@ function decodeOutcome(raw: RawOutcome): JoinOutcome {
     case 1: {
       const predictions = new Map<string, Buffer>();
       for (let i = 5; i + 1 < raw.length; i += 2) predictions.set(String(raw[i]), raw[i + 1] as Buffer);
-      return { kind: 'fuse', why: String(raw[1]) === 'deadline' ? 'deadline' : 'all', awaited: csvSet(raw[2]), probes: csvSet(raw[3]), fusedAtMs: Number(String(raw[4])), predictions };
+      return {
+        kind: 'fuse',
+        why: String(raw[1]) === 'deadline' ? 'deadline' : 'all',
+        awaited: csvSet(raw[2]),
+        probes: csvSet(raw[3]),
+        fusedAtMs: Number(String(raw[4])),
+        predictions,
+      };
     }
     case 2:
       return { kind: 'duplicate' };

@@ -12,6 +12,9 @@ import { loadAggregatorConfig } from '../core/ensemble-config.js';
 import { buildFuser } from './fuser-factory.js';
 import { JoinStore, joinStoreOptions } from './join-store.js';
 
+const GENERATED_SECRET_WARNING =
+  'ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production';
+
 /** Starts one aggregator instance; configuration is read and checked here, once. */
 export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const runtime = readRuntimeConfig(env);
@@ -19,7 +22,7 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   const logger = createLogger('aggregator', runtime.logLevel, { instance: runtime.instanceId });
   const control = readControlSecret(env);
   const endpoint = readMetricsEndpoint(env, METRICS_PORTS.aggregator);
-  if (control.source === 'generated') logger.warn('ES_CONTROL_SECRET is not set: deadline records are signed with the local secret; give every aggregator the same ES_CONTROL_SECRET in production', { file: control.file });
+  if (control.source === 'generated') logger.warn(GENERATED_SECRET_WARNING, { file: control.file });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `aggregator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redis, `aggregator-${runtime.instanceId}`);
   const sweeperRedis = createRedis(runtime.redis, `aggregator-sweeper-${runtime.instanceId}`);
@@ -43,17 +46,28 @@ export async function runAggregator(configPath: string, env: NodeJS.ProcessEnv =
   });
   let metrics: MetricsServer | undefined;
   const start = async () => {
-    logger.info('aggregator starting', configSummary(runtime, { config: configPath, strategy: config.strategy, models: config.models.map((m) => m.id), deadlineMs: config.deadlineMs, quorum: config.quorum, metricsPort: endpoint?.port ?? 'off' }));
+    const { strategy, deadlineMs, quorum } = config;
+    const models = config.models.map((m) => m.id);
+    logger.info(
+      'aggregator starting',
+      configSummary(runtime, { config: configPath, strategy, models, deadlineMs, quorum, metricsPort: endpoint?.port ?? 'off' }),
+    );
     if (endpoint !== undefined) metrics = await serveMetrics(aggregator.metrics.registry, endpoint.port, endpoint.host, logger);
     await verifyRedis(redis, describeRedis(runtime.redis));
     fusion.start();
     await aggregator.start();
   };
-  await runUntilSignal('aggregator', logger, start, async () => {
-    await aggregator.stop();
-    await metrics?.close();
-    fusion.stop();
-    redis.disconnect();
-    sweeperRedis.disconnect();
-  }, runtime.supervision);
+  await runUntilSignal(
+    'aggregator',
+    logger,
+    start,
+    async () => {
+      await aggregator.stop();
+      await metrics?.close();
+      fusion.stop();
+      redis.disconnect();
+      sweeperRedis.disconnect();
+    },
+    runtime.supervision,
+  );
 }

@@ -85,7 +85,12 @@ export async function restorePartition(o: StateRestoreOptions, partition: number
       predictionsRead++;
       let r = requests.get(p.requestId);
       if (r === undefined) {
-        r = { requestId: p.requestId, requestCreatedAtMs: p.requestCreatedAtMs, deadlineAtMs: p.requestCreatedAtMs + (p.deadlineMs ?? o.deadlineMs), predictions: [] };
+        r = {
+          requestId: p.requestId,
+          requestCreatedAtMs: p.requestCreatedAtMs,
+          deadlineAtMs: p.requestCreatedAtMs + (p.deadlineMs ?? o.deadlineMs),
+          predictions: [],
+        };
         requests.set(p.requestId, r);
       }
       if (!r.predictions.some((x) => x.modelId === p.modelId)) r.predictions.push({ modelId: p.modelId, ok: p.status === 'OK', payload: m.value as Buffer });

@@ -15,7 +15,8 @@ export const DATASET_USAGE = `--dataset ${DATASET_NAMES.join('|')} | --csv PATH 
 
 export function builtinDataset(value: string | undefined): DatasetName {
   const name = value ?? 'letter';
-  if (!isDatasetName(name)) throw new ConfigError(`--dataset: "${name}" is not one of ${DATASET_NAMES.join(', ')}; for your own data use --csv PATH --target COLUMN`);
+  if (!isDatasetName(name))
+    throw new ConfigError(`--dataset: "${name}" is not one of ${DATASET_NAMES.join(', ')}; for your own data use --csv PATH --target COLUMN`);
   return name;
 }
 

@@ -112,7 +112,9 @@ async function modelsAndConfig(o: DemoOptions, say: Say): Promise<{ manifest: Ma
       say('  training every model family, then choosing models, strategy and weights on the validation split ...');
       const selection = await selectEnsemble({ dataset: o.dataset, seed: 42, outDir: artifactsDir(o.dataset), onProgress: (line) => say(`  ${line}`) });
       manifest = await writeManifest(selection.training);
-      say(`  chosen: ${selection.chosen.strategy} over ${Object.keys(selection.chosen.weights).length} models (validation log loss ${selection.chosen.validation.logLoss.toFixed(4)}); report in ${selection.files.report}`);
+      say(
+        `  chosen: ${selection.chosen.strategy} over ${Object.keys(selection.chosen.weights).length} models (validation log loss ${selection.chosen.validation.logLoss.toFixed(4)}); report in ${selection.files.report}`,
+      );
     }
   } else {
     say(`  reusing ${manifest.models.length} trained models and ${configPath}`);
@@ -131,7 +133,15 @@ async function testStream(run: DemoRun, manifest: Manifest): Promise<{ rows: Rep
 }
 
 /** Starts the dashboard (if asked), one worker per model, the aggregator and the evaluator, into `services`; resolves once all have joined their groups. */
-async function startServices(run: DemoRun, kafka: Kafka, manifest: Manifest, configPath: string, metricsPort: number, rowCount: number, services: ServiceProcess[]): Promise<void> {
+async function startServices(
+  run: DemoRun,
+  kafka: Kafka,
+  manifest: Manifest,
+  configPath: string,
+  metricsPort: number,
+  rowCount: number,
+  services: ServiceProcess[],
+): Promise<void> {
   const { runtime, o, say } = run;
   // This run's join and metrics state lives in its own Redis namespace, and its evaluator starts at
   // the end of the topics, so earlier runs do not mix into this run's rolling metrics.
@@ -147,10 +157,15 @@ async function startServices(run: DemoRun, kafka: Kafka, manifest: Manifest, con
     ES_METRICS_INTERVAL_MS: '1000',
     ES_METRICS_PORT: String(metricsPort),
   };
-  const ports = demoMetricsPorts(metricsPort, manifest.models.map((m) => m.modelId));
+  const ports = demoMetricsPorts(
+    metricsPort,
+    manifest.models.map((m) => m.modelId),
+  );
   if (o.dashboard === true) {
     const dashboardPort = Number(process.env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard);
-    services.push(spawnService('dashboard', ['dashboard', ...ports.targets.flatMap((t) => ['--scrape', t])], { ...env, ES_DASHBOARD_PORT: String(dashboardPort) }));
+    services.push(
+      spawnService('dashboard', ['dashboard', ...ports.targets.flatMap((t) => ['--scrape', t])], { ...env, ES_DASHBOARD_PORT: String(dashboardPort) }),
+    );
     say(`  dashboard: http://127.0.0.1:${dashboardPort}/`);
   }
   const onnx = o.onnx === true ? await exportOnnxModels(manifest.models, say) : new Map<string, string>();
@@ -162,13 +177,22 @@ async function startServices(run: DemoRun, kafka: Kafka, manifest: Manifest, con
   }
   services.push(spawnService('aggregator', ['aggregator', '--config', configPath], { ...env, ES_METRICS_PORT: String(ports.aggregator) }));
   services.push(spawnService('evaluator', ['evaluator', '--config', configPath], env));
-  await waitForGroups(kafka, new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])), services);
+  await waitForGroups(
+    kafka,
+    new Map([...manifest.models.map((m) => GROUPS.worker(m.modelId)), GROUPS.aggregator, evaluatorGroup].map((g) => [g, 1])),
+    services,
+  );
 }
 
 /** Sends the rows as feature events at the demo's rate and collects the predictions and fused results they bring back. */
 async function replayTestStream(run: DemoRun, kafka: Kafka, rows: ReplayRow[]): Promise<{ collected: Collected; elapsedS: number; complete: boolean }> {
   const { runtime, o, say } = run;
-  const { collected, consumer } = await collect(kafka, { fused: runtime.topics.fused, predictions: runtime.topics.predictions }, `demo-${run.runId}-`, `ensemble-stream.demo.${run.runId}`);
+  const { collected, consumer } = await collect(
+    kafka,
+    { fused: runtime.topics.fused, predictions: runtime.topics.predictions },
+    `demo-${run.runId}-`,
+    `ensemble-stream.demo.${run.runId}`,
+  );
   const producer = kafka.producer({ idempotent: true, retry: IDEMPOTENT_RETRY });
   await producer.connect();
   say(`4/6 replaying ${rows.length} held-out ${o.dataset} requests at ${o.rate > 0 ? `${o.rate}/s` : 'full speed'} ...`);
@@ -226,7 +250,14 @@ async function untilInterrupted(say: (line: string) => void): Promise<void> {
   });
 }
 
-function report(manifest: Manifest, c: Collected, truth: Map<string, number>, sent: number, elapsedS: number, complete: boolean): { text: string; offline: OfflineFigures[] } {
+function report(
+  manifest: Manifest,
+  c: Collected,
+  truth: Map<string, number>,
+  sent: number,
+  elapsedS: number,
+  complete: boolean,
+): { text: string; offline: OfflineFigures[] } {
   const n = manifest.classes.length;
   const offline: OfflineFigures[] = [];
   const rowsOut: string[][] = [];
@@ -237,21 +268,43 @@ function report(manifest: Manifest, c: Collected, truth: Map<string, number>, se
     return f;
   };
   for (const model of manifest.models) {
-    const yTrue: number[] = [];
-    const probabilities: number[][] = [];
-    const pickup: number[] = [];
-    for (const [rid, byModel] of c.predictions) {
-      const p = byModel.get(model.modelId);
-      if (p === undefined) continue;
-      pickup.push(p.receivedAtMs - p.requestCreatedAtMs);
-      if (p.status !== 'OK' || p.probabilities === null) continue;
-      yTrue.push(truth.get(rid) as number);
-      probabilities.push(p.probabilities);
-    }
+    const { yTrue, probabilities, pickup } = modelAnswers(model.modelId, c, truth);
     const f = figures(model.modelId, yTrue, probabilities);
-    pickup.sort((a, b) => a - b);
     rowsOut.push([model.modelId, String(f.labelled), f.accuracy.toFixed(4), f.macroF1.toFixed(4), f.logLoss.toFixed(4), String(quantile(pickup, 0.5))]);
   }
+  const { yTrue, probabilities, partial, insufficient, duplicates, latencies } = fusedAnswers(c, truth);
+  const strategy = c.fused.values().next().value?.result.strategy ?? '?';
+  const fused = figures('ensemble', yTrue, probabilities);
+  rowsOut.push([`fused (${strategy})`, String(fused.labelled), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4), fused.logLoss.toFixed(4), '']);
+  const lines = [
+    formatTable(['model', 'requests', 'accuracy', 'macro-F1', 'log loss', 'pickup p50 ms'], rowsOut),
+    '',
+    `requests sent ${sent}, fused ${c.fused.size} (${complete ? 'all' : 'INCOMPLETE'}), partial ${partial}, insufficient ${insufficient}, duplicate results ${duplicates}`,
+    `throughput ${(c.fused.size / elapsedS).toFixed(0)} fused results/s over ${elapsedS.toFixed(1)} s`,
+    `end-to-end latency ms: p50 ${quantile(latencies, 0.5)}  p95 ${quantile(latencies, 0.95)}  p99 ${quantile(latencies, 0.99)}  max ${latencies.at(-1)}`,
+  ];
+  return { text: lines.join('\n'), offline };
+}
+
+/** One model's scored answers and pickup times (sorted) over the stream. */
+function modelAnswers(modelId: string, c: Collected, truth: Map<string, number>): { yTrue: number[]; probabilities: number[][]; pickup: number[] } {
+  const yTrue: number[] = [];
+  const probabilities: number[][] = [];
+  const pickup: number[] = [];
+  for (const [rid, byModel] of c.predictions) {
+    const p = byModel.get(modelId);
+    if (p === undefined) continue;
+    pickup.push(p.receivedAtMs - p.requestCreatedAtMs);
+    if (p.status !== 'OK' || p.probabilities === null) continue;
+    yTrue.push(truth.get(rid) as number);
+    probabilities.push(p.probabilities);
+  }
+  pickup.sort((a, b) => a - b);
+  return { yTrue, probabilities, pickup };
+}
+
+/** The fused results' scored answers, their status counts and end-to-end latencies (sorted). */
+function fusedAnswers(c: Collected, truth: Map<string, number>) {
   const yTrue: number[] = [];
   const probabilities: number[][] = [];
   let partial = 0;
@@ -269,18 +322,8 @@ function report(manifest: Manifest, c: Collected, truth: Map<string, number>, se
     yTrue.push(truth.get(rid) as number);
     probabilities.push(f.result.probabilities);
   }
-  const strategy = c.fused.values().next().value?.result.strategy ?? '?';
-  const fused = figures('ensemble', yTrue, probabilities);
-  rowsOut.push([`fused (${strategy})`, String(fused.labelled), fused.accuracy.toFixed(4), fused.macroF1.toFixed(4), fused.logLoss.toFixed(4), '']);
   latencies.sort((a, b) => a - b);
-  const lines = [
-    formatTable(['model', 'requests', 'accuracy', 'macro-F1', 'log loss', 'pickup p50 ms'], rowsOut),
-    '',
-    `requests sent ${sent}, fused ${c.fused.size} (${complete ? 'all' : 'INCOMPLETE'}), partial ${partial}, insufficient ${insufficient}, duplicate results ${duplicates}`,
-    `throughput ${(c.fused.size / elapsedS).toFixed(0)} fused results/s over ${elapsedS.toFixed(1)} s`,
-    `end-to-end latency ms: p50 ${quantile(latencies, 0.5)}  p95 ${quantile(latencies, 0.95)}  p99 ${quantile(latencies, 0.99)}  max ${latencies.at(-1)}`,
-  ];
-  return { text: lines.join('\n'), offline };
+  return { yTrue, probabilities, partial, insufficient, duplicates, latencies };
 }
 
 async function compareWithEvaluator(snapshot: EnsembleMetrics, offline: readonly OfflineFigures[], metricsUrl: string): Promise<string> {
@@ -293,7 +336,8 @@ async function compareWithEvaluator(snapshot: EnsembleMetrics, offline: readonly
   const rows = offline.map((f) => {
     const e = snapshot.entries.find((x) => x.subject === f.subject);
     const prom = scraped.get(f.subject);
-    const agree = e?.accuracy !== null && e?.accuracy !== undefined && Math.abs(e.accuracy - f.accuracy) < 1e-9 && prom !== undefined && Math.abs(prom - f.accuracy) < 1e-9;
+    const agree =
+      e?.accuracy !== null && e?.accuracy !== undefined && Math.abs(e.accuracy - f.accuracy) < 1e-9 && prom !== undefined && Math.abs(prom - f.accuracy) < 1e-9;
     return [
       f.subject,
       String(e?.labelled ?? '-'),

@@ -132,7 +132,8 @@ async function selectCommand(values: CliValues, positionals: string[]): Promise<
 }
 
 async function workerCommand(values: CliValues, positionals: string[]): Promise<void> {
-  if (values.synthetic !== undefined) return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id').split(','));
+  if (values.synthetic !== undefined)
+    return runSyntheticWorker(positiveInt(values.synthetic, '--synthetic'), required(values['model-id'], '--model-id').split(','));
   const files = [...(values.artifact ?? []), ...(values.onnx === true ? positionals : [])];
   if (files.length > 1) {
     const single = (['model-id', 'classes', 'task', 'output'] as const).filter((flag) => values[flag] !== undefined);

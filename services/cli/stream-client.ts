@@ -78,7 +78,12 @@ export async function startGroupAtEnd(kafka: Kafka, groupId: string, topics: rea
 }
 
 /** Collects fused results (and predictions) whose request id starts with `runPrefix`. */
-export async function collect(kafka: Kafka, topics: { fused: string; predictions?: string }, runPrefix: string, groupId: string): Promise<{ collected: Collected; consumer: Consumer }> {
+export async function collect(
+  kafka: Kafka,
+  topics: { fused: string; predictions?: string },
+  runPrefix: string,
+  groupId: string,
+): Promise<{ collected: Collected; consumer: Consumer }> {
   await startGroupAtEnd(kafka, groupId, topics.predictions === undefined ? [topics.fused] : [topics.fused, topics.predictions]);
   const collected: Collected = { fused: new Map(), predictions: new Map() };
   const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 20 });

@@ -54,7 +54,9 @@ export async function train(source: DatasetSource, seed: number, log: (line: str
       if (e.type === 'model-started') log(`  training ${e.family} ...`);
       if (e.type === 'model-finished') {
         const t = e.model.metrics.test;
-        log(`  ${e.model.modelId.padEnd(28)} test accuracy ${t.accuracy.toFixed(3)}  macro-F1 ${t.macroF1.toFixed(3)}  (${(e.model.fitMs / 1000).toFixed(1)} s)`);
+        log(
+          `  ${e.model.modelId.padEnd(28)} test accuracy ${t.accuracy.toFixed(3)}  macro-F1 ${t.macroF1.toFixed(3)}  (${(e.model.fitMs / 1000).toFixed(1)} s)`,
+        );
       }
     },
   });

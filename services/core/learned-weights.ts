@@ -52,7 +52,11 @@ export function learnedWeights(models: readonly string[], losses: ReadonlyMap<st
   });
   // Shifted by the smallest loss so that the best model's term is exp(0) and nothing underflows to all-zero.
   const best = Math.min(...filled);
-  const bounded = boundedWeights(filled.map((l) => Math.exp(-o.eta * (l - best))), o.minWeight, o.maxWeight);
+  const bounded = boundedWeights(
+    filled.map((l) => Math.exp(-o.eta * (l - best))),
+    o.minWeight,
+    o.maxWeight,
+  );
   return Object.fromEntries(models.map((m, i) => [m, bounded[i] ?? 0]));
 }
 

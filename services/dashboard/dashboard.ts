@@ -61,7 +61,11 @@ export class Dashboard {
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), this.o.intervalMs ?? 1000);
     const bound = (this.server.address() as AddressInfo).port;
-    this.o.logger.info('dashboard started', { url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/`, targets: this.o.targets.map((t) => t.name), topic: this.o.metricsTopic });
+    this.o.logger.info('dashboard started', {
+      url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/`,
+      targets: this.o.targets.map((t) => t.name),
+      topic: this.o.metricsTopic,
+    });
     return bound;
   }
 

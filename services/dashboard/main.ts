@@ -21,9 +21,14 @@ export interface DashboardSettings {
 export function readDashboardSettings(env: NodeJS.ProcessEnv, extraTargets: readonly string[] = []): DashboardSettings {
   const port = Number(env.ES_DASHBOARD_PORT ?? METRICS_PORTS.dashboard);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`ES_DASHBOARD_PORT: "${env.ES_DASHBOARD_PORT}" is not a TCP port`);
-  const listed = (env.ES_DASHBOARD_TARGETS ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const listed = (env.ES_DASHBOARD_TARGETS ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
   const specs = [...listed, ...extraTargets];
-  const defaults = Object.entries({ evaluator: METRICS_PORTS.evaluator, aggregator: METRICS_PORTS.aggregator, worker: METRICS_PORTS.worker }).map(([name, p]) => `${name}=http://127.0.0.1:${p}/metrics`);
+  const defaults = Object.entries({ evaluator: METRICS_PORTS.evaluator, aggregator: METRICS_PORTS.aggregator, worker: METRICS_PORTS.worker }).map(
+    ([name, p]) => `${name}=http://127.0.0.1:${p}/metrics`,
+  );
   return {
     port,
     host: env.ES_DASHBOARD_HOST?.trim() || '0.0.0.0',
@@ -47,5 +52,11 @@ export async function runDashboard(extraTargets: readonly string[], env: NodeJS.
   const logger = createLogger('dashboard', runtime.logLevel, { instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `dashboard-${runtime.instanceId}`, logger });
   const dashboard = new Dashboard({ kafka, metricsTopic: runtime.topics.metrics, targets: settings.targets, logger, intervalMs: settings.intervalMs });
-  await runUntilSignal('dashboard', logger, async () => void (await dashboard.start(settings.port, settings.host)), () => dashboard.stop(), runtime.supervision);
+  await runUntilSignal(
+    'dashboard',
+    logger,
+    async () => void (await dashboard.start(settings.port, settings.host)),
+    () => dashboard.stop(),
+    runtime.supervision,
+  );
 }

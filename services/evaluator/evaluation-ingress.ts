@@ -62,7 +62,10 @@ export class EvaluationIngress {
       if (this.config.task === 'classification') {
         const probabilities = f.probabilities;
         if (probabilities !== null && probabilities.length !== this.config.classes.length) {
-          throw new InvalidMessageError('WRONG_CLASS_COUNT', `fused result has ${probabilities.length} probabilities for ${this.config.classes.length} classes`);
+          throw new InvalidMessageError(
+            'WRONG_CLASS_COUNT',
+            `fused result has ${probabilities.length} probabilities for ${this.config.classes.length} classes`,
+          );
         }
         // The fused label is the ensemble's decision (hard voting may differ from the probabilities' argmax).
         const labelled = f.label === null ? -1 : this.config.classes.indexOf(f.label);

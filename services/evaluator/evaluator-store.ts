@@ -107,12 +107,15 @@ export class EvaluatorStore {
     const first = new Map<string, number>();
     for (const [i, e] of entries.entries()) if (!first.has(e.requestId)) first.set(e.requestId, i);
     const position = (row: Nested) => first.get(String(row[0])) ?? 0;
-    return rows.flat().sort((a, b) => position(a as Nested) - position(b as Nested)).map((row) => {
-      const items = row as Buffer[];
-      const answers = new Map<string, Buffer>();
-      for (let i = 2; i + 1 < items.length; i += 2) answers.set(String(items[i]), items[i + 1] as Buffer);
-      return { requestId: String(items[0]), label: decodeLabel(items[1] as Buffer), answers };
-    });
+    return rows
+      .flat()
+      .sort((a, b) => position(a as Nested) - position(b as Nested))
+      .map((row) => {
+        const items = row as Buffer[];
+        const answers = new Map<string, Buffer>();
+        for (let i = 2; i + 1 < items.length; i += 2) answers.set(String(items[i]), items[i + 1] as Buffer);
+        return { requestId: String(items[0]), label: decodeLabel(items[1] as Buffer), answers };
+      });
   }
 
   private async recordShard(shard: number, entries: readonly EventEntry[]): Promise<Nested> {
@@ -168,7 +171,11 @@ export class EvaluatorStore {
     let held: (Flat | string)[][];
     try {
       [shards, held] = await Promise.all([
-        Promise.all(keys.evaluatorShards().map((n) => this.commands.readShard(keys.evaluatorShardPrefix(n), keys.evaluatorTotals(n), eventBuckets.length, ...eventBuckets))),
+        Promise.all(
+          keys
+            .evaluatorShards()
+            .map((n) => this.commands.readShard(keys.evaluatorShardPrefix(n), keys.evaluatorTotals(n), eventBuckets.length, ...eventBuckets)),
+        ),
         Promise.all(subjects.map((s) => this.commands.readSubject(keys.evaluatorSubjectPrefix(s), keys.evaluatorSubjectState(s)))),
       ]);
     } catch (cause) {

@@ -15,7 +15,10 @@ import { Evaluator } from './evaluator.js';
 export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const config = loadAggregatorConfig(configPath);
-  const settings = readEvaluatorSettings(config.models.map((m) => m.id), env);
+  const settings = readEvaluatorSettings(
+    config.models.map((m) => m.id),
+    env,
+  );
   const logger = createLogger('evaluator', runtime.logLevel, { instance: runtime.instanceId });
   const kafka = createKafka({ brokers: runtime.kafkaBrokers, security: runtime.kafkaSecurity, clientId: `evaluator-${runtime.instanceId}`, logger });
   const redis = createRedis(runtime.redis, `evaluator-${runtime.instanceId}`);
@@ -35,8 +38,14 @@ export async function runEvaluator(configPath: string, env: NodeJS.ProcessEnv = 
     await verifyRedis(redis, describeRedis(runtime.redis));
     await evaluator.start();
   };
-  await runUntilSignal('evaluator', logger, start, async () => {
-    await evaluator.stop();
-    redis.disconnect();
-  }, runtime.supervision);
+  await runUntilSignal(
+    'evaluator',
+    logger,
+    start,
+    async () => {
+      await evaluator.stop();
+      redis.disconnect();
+    },
+    runtime.supervision,
+  );
 }

@@ -44,7 +44,9 @@ export function decodeLabel(bytes: Buffer): StoredLabel {
 
 function doubles(values: readonly number[]): Buffer {
   const buf = Buffer.allocUnsafe(values.length * 8);
-  values.forEach((v, i) => { buf.writeDoubleLE(v, i * 8); });
+  values.forEach((v, i) => {
+    buf.writeDoubleLE(v, i * 8);
+  });
   return buf;
 }
 

@@ -150,7 +150,7 @@ export function artifactFromJSON(value: unknown): LoadedArtifact {
   }
   if (model.nClasses !== classes.length) throw new ArtifactError(`model has ${model.nClasses} classes, artifact lists ${classes.length}`);
   if (preprocessing?.inputs.some((input, j) => input.name !== featureNames[j])) {
-    throw new ArtifactError('preprocessing inputs are not the artifact\'s featureNames');
+    throw new ArtifactError("preprocessing inputs are not the artifact's featureNames");
   }
   if (model.nFeatures !== featureNames.length) {
     throw new ArtifactError(`model takes ${model.nFeatures} features, artifact names ${featureNames.length}`);

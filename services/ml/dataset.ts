@@ -86,7 +86,9 @@ export async function resolveDataset(source: DatasetSource): Promise<Dataset> {
 
 /** A name for a data set file usable in model ids: `my data.csv.gz` gives `my-data`. */
 export function datasetNameFromPath(path: string): string {
-  const stem = basename(path).replace(/\.gz$/i, '').replace(/\.(csv|txt)$/i, '');
+  const stem = basename(path)
+    .replace(/\.gz$/i, '')
+    .replace(/\.(csv|txt)$/i, '');
   const safe = stem.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '');
   return safe === '' ? 'dataset' : safe;
 }
@@ -127,7 +129,11 @@ export function datasetFromCsv(text: string, options: CsvDatasetOptions & { name
   // A byte-order mark would otherwise become part of the first column name.
   const [headerRow, ...parsed] = parseCsvRows(text.startsWith('\uFEFF') ? text.slice(1) : text);
   if (headerRow === undefined || parsed.length === 0) fail('has no rows');
-  const layout = columnLayout(headerRow!.fields.map((h) => h.trim()), options, fail);
+  const layout = columnLayout(
+    headerRow!.fields.map((h) => h.trim()),
+    options,
+    fail,
+  );
   const { header, targetColumn, idColumn, featureColumns } = layout;
   const rows = usableRows(parsed, layout, options, fail);
 
@@ -251,7 +257,9 @@ function readFeatureColumn(reading: ColumnReading): FeatureColumn {
   }
   // Mostly numbers with a few words is a typo or a missing-value code, not a category.
   if (textLines.length * 2 < present) {
-    fail(`column ${columnName} is numeric but ${count(textLines.length, 'value')} ${textLines.length === 1 ? 'is not a number' : 'are not numbers'}: ${listed(textLines)}`);
+    fail(
+      `column ${columnName} is numeric but ${count(textLines.length, 'value')} ${textLines.length === 1 ? 'is not a number' : 'are not numbers'}: ${listed(textLines)}`,
+    );
   }
   if (options.categorical === 'refuse') {
     fail(`column ${columnName} is not numeric (${listed(textLines)}); --drop it or encode it as numbers`);

@@ -22,11 +22,7 @@ export const DEFAULT_SPLIT_FRACTIONS: Readonly<SplitFractions> = { train: 0.6, v
  * classes whose exact share has the largest remainder receive the leftover rows.
  * The same labels and the same rng sequence give the same split.
  */
-export function stratifiedSplit(
-  y: ArrayLike<number>,
-  rng: Rng,
-  fractions: SplitFractions = DEFAULT_SPLIT_FRACTIONS,
-): Split {
+export function stratifiedSplit(y: ArrayLike<number>, rng: Rng, fractions: SplitFractions = DEFAULT_SPLIT_FRACTIONS): Split {
   const { train, validation, test } = fractions;
   for (const [part, f] of Object.entries(fractions)) {
     if (!(f >= 0 && f <= 1)) throw new MlArgumentError(`split fraction ${part}=${f} is not in [0, 1]`);
@@ -72,9 +68,7 @@ function allocate(counts: number[], fraction: number, total: number, capacity: n
   const ideal = counts.map((count) => count * fraction);
   const result = ideal.map((v, k) => Math.min(Math.floor(v), capacity[k]!));
   let left = total - result.reduce((a, b) => a + b, 0);
-  const order = ideal
-    .map((v, k) => ({ k, remainder: v - Math.floor(v) }))
-    .sort((a, b) => b.remainder - a.remainder || a.k - b.k);
+  const order = ideal.map((v, k) => ({ k, remainder: v - Math.floor(v) })).sort((a, b) => b.remainder - a.remainder || a.k - b.k);
   // Several passes only matter for tiny classes that hit their capacity.
   while (left > 0) {
     let progressed = false;

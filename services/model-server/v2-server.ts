@@ -104,7 +104,10 @@ class V2Router {
 
   async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const parts = path.split('/').filter((p) => p !== '').map(decodePart);
+    const parts = path
+      .split('/')
+      .filter((p) => p !== '')
+      .map(decodePart);
     if (parts[0] !== 'v2') throw new HttpError(404, `no endpoint ${path}`);
     if (parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready')) {
       expectMethod(req, 'GET');

@@ -1,18 +1,5 @@
-import {
-  type ClassificationStrategy,
-  type Fuser,
-  createFuser,
-  stackingInput,
-} from '../core/fusion/index.js';
-import {
-  type ConfusionMatrix,
-  type EvaluationMetrics,
-  argmax,
-  confusionMatrix,
-  evaluateProbabilities,
-  logLoss,
-  predictedClasses,
-} from '../ml/metrics.js';
+import { type ClassificationStrategy, type Fuser, createFuser, stackingInput } from '../core/fusion/index.js';
+import { type ConfusionMatrix, type EvaluationMetrics, argmax, confusionMatrix, evaluateProbabilities, logLoss, predictedClasses } from '../ml/metrics.js';
 import { type LogisticRegression, fitLogisticRegression } from '../ml/models/logistic-regression.js';
 import type { ModelPredictions } from './base-predictions.js';
 import { fitAverageWeights, fitVoteWeights } from './weight-fitting.js';
@@ -114,9 +101,7 @@ export function evaluateSubset(context: EvaluationContext, all: readonly ModelPr
     (meta) => createFuser({ task: 'classification', strategy: 'stacking', classes: context.classes, models: subset.models, meta }),
     `stacking meta-model over the ${subset.name} subset (${models.length} models)`,
   );
-  candidates.push(
-    candidate(context, { strategy: 'stacking', weighting: 'meta-model', subset, weights: equalWeights(models), meta: run.fitted }, run),
-  );
+  candidates.push(candidate(context, { strategy: 'stacking', weighting: 'meta-model', subset, weights: equalWeights(models), meta: run.fitted }, run));
   return candidates;
 }
 
@@ -135,7 +120,13 @@ function unfitted(
   const fuser = weightedFuser(spec.strategy, context.classes, spec.weights);
   const validation = fuseRows(fuser, models, 'validation', allRows(context.yValidation));
   const folds = context.folds.flatMap((repetition) =>
-    repetition.map((fold) => foldScore(context, fold.map((i) => validation[i]!), fold)),
+    repetition.map((fold) =>
+      foldScore(
+        context,
+        fold.map((i) => validation[i]!),
+        fold,
+      ),
+    ),
   );
   return candidate(context, spec, { validation, test: fuseRows(fuser, models, 'test', allRows(context.yTest)), folds });
 }
@@ -202,7 +193,12 @@ function voteWeightFitter(context: EvaluationContext, models: readonly ModelPred
 
 function metaFitter(context: EvaluationContext, models: readonly ModelPredictions[]) {
   const k = context.classes.length;
-  const inputs = allRows(context.yValidation).map((i) => stackingInput(models.map((m) => m.validation[i]!), k));
+  const inputs = allRows(context.yValidation).map((i) =>
+    stackingInput(
+      models.map((m) => m.validation[i]!),
+      k,
+    ),
+  );
   return (rows: readonly number[]): LogisticRegression =>
     fitLogisticRegression(
       rows.map((i) => inputs[i]!),

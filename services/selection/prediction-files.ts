@@ -40,7 +40,11 @@ export function parsePredictionArgument(arg: string): { modelId: string; path: s
   const eq = arg.indexOf('=');
   const named = eq > 0 && MODEL_ID.test(arg.slice(0, eq));
   const path = named ? arg.slice(eq + 1) : arg;
-  const modelId = named ? arg.slice(0, eq) : basename(path).replace(/\.gz$/i, '').replace(/\.(csv|jsonl|ndjson|json)$/i, '');
+  const modelId = named
+    ? arg.slice(0, eq)
+    : basename(path)
+        .replace(/\.gz$/i, '')
+        .replace(/\.(csv|jsonl|ndjson|json)$/i, '');
   if (!MODEL_ID.test(modelId)) {
     throw new DatasetError(`predictions ${arg}: "${modelId}" is not a usable model id; name it: --predictions ID=${path}`);
   }

@@ -42,7 +42,20 @@ export function againstBestSingle(result: SelectionResult): { atOrAbove: boolean
 /** Every model and strategy side by side, validation and test: for the terminal. */
 export function selectionTable(result: SelectionResult): string {
   return formatTable(
-    ['model / strategy', 'weights', 'models', 'cv error ± se', 'val acc', 'val F1', 'val log loss', 'test acc', 'test F1', 'test log loss', 'test Brier', 'pick'],
+    [
+      'model / strategy',
+      'weights',
+      'models',
+      'cv error ± se',
+      'val acc',
+      'val F1',
+      'val log loss',
+      'test acc',
+      'test F1',
+      'test log loss',
+      'test Brier',
+      'pick',
+    ],
     result.candidates.map((c) => [
       ...describe(c),
       cvError(result, c),
@@ -142,7 +155,9 @@ function chosenConfigSection(result: SelectionResult): string[] {
       'below it the simplest wins (single model < equal weights < fitted weights < stacking); within a level the lowest ' +
       'mean log loss (hard voting last), then the lowest mean error, then fewer models, then the strategy order ' +
       'weighted-average, soft-voting, weighted-sum, hard-voting. ' +
-      `Lowest mean error: ${describe(result.lowestError).filter((s) => s !== '').join(', ')} (${cvError(result, result.lowestError)}); ` +
+      `Lowest mean error: ${describe(result.lowestError)
+        .filter((s) => s !== '')
+        .join(', ')} (${cvError(result, result.lowestError)}); ` +
       `bar ${pct(result.bar)}; chosen level: ${COMPLEXITY_NAMES[complexityOf(chosen)]}.`,
     '',
     `- strategy: **${chosenName}**${chosen.subset.name === 'single' ? '' : `, ${chosenWeighting}, ${chosenModels} models`}`,
@@ -166,7 +181,17 @@ function metricsTable(result: SelectionResult, part: (c: FusionCandidate) => Eva
     ['model / strategy', 'weights', 'models', 'cv error ± se', 'accuracy', 'macro precision', 'macro recall', 'macro F1', 'log loss', 'Brier', 'pick'],
     result.candidates.map((c) => {
       const m = part(c);
-      return [...describe(c), cvError(result, c), f3(m.accuracy), f3(m.macroPrecision), f3(m.macroRecall), f3(m.macroF1), f4(m.logLoss), f4(m.brier), pick(result, c)];
+      return [
+        ...describe(c),
+        cvError(result, c),
+        f3(m.accuracy),
+        f3(m.macroPrecision),
+        f3(m.macroRecall),
+        f3(m.macroF1),
+        f4(m.logLoss),
+        f4(m.brier),
+        pick(result, c),
+      ];
     }),
   );
 }

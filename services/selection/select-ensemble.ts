@@ -158,7 +158,10 @@ async function writeSelectedConfig(
 }
 
 /** Each model alone, then (with more than one model) every strategy over all models and over the greedy subset. */
-function evaluateCandidates(base: BasePredictions, log: (line: string) => void): { singles: FusionCandidate[]; candidates: FusionCandidate[]; greedyOrder: string[] } {
+function evaluateCandidates(
+  base: BasePredictions,
+  log: (line: string) => void,
+): { singles: FusionCandidate[]; candidates: FusionCandidate[]; greedyOrder: string[] } {
   const context: EvaluationContext = {
     classes: base.classes,
     yValidation: base.yValidation,

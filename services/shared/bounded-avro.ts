@@ -102,8 +102,10 @@ class Scan {
         this.onLength?.(sizeStart, this.pos);
       }
       total += n;
-      if (total > this.limits.maxCollectionItems) throw new AvroBoundsError(`collection of ${total} items exceeds the limit of ${this.limits.maxCollectionItems}`);
-      if (n * itemBytes > this.buf.length - this.pos) throw new AvroBoundsError(`block of ${n} items cannot fit in the ${this.buf.length - this.pos} bytes left`);
+      if (total > this.limits.maxCollectionItems)
+        throw new AvroBoundsError(`collection of ${total} items exceeds the limit of ${this.limits.maxCollectionItems}`);
+      if (n * itemBytes > this.buf.length - this.pos)
+        throw new AvroBoundsError(`block of ${n} items cannot fit in the ${this.buf.length - this.pos} bytes left`);
       for (let i = 0; i < n; i++) {
         if (map) this.skip(this.length(this.limits.maxValueBytes, 'map key'), 'map key');
         this.value(items);

@@ -20,7 +20,13 @@ export function watchConsumer(consumer: Consumer, name: string, logger: Logger, 
   });
   // One line per rebalance: which partitions this member holds now.
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    logger.info('consumer group joined (rebalance)', { consumer: name, group: payload.groupId, member: payload.memberId, leader: payload.isLeader, assignment: payload.memberAssignment });
+    logger.info('consumer group joined (rebalance)', {
+      consumer: name,
+      group: payload.groupId,
+      member: payload.memberId,
+      leader: payload.isLeader,
+      assignment: payload.memberAssignment,
+    });
   });
 }
 

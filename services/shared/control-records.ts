@@ -25,7 +25,11 @@ export function deadlineRecord(requestId: string, partition: number, secret: Buf
     key: requestId,
     value: null,
     partition,
-    headers: { [HEADERS.control]: CONTROL_DEADLINE, [HEADERS.controlAt]: at, [HEADERS.controlSignature]: sign(secret, CONTROL_DEADLINE, Buffer.from(requestId), partition, at) },
+    headers: {
+      [HEADERS.control]: CONTROL_DEADLINE,
+      [HEADERS.controlAt]: at,
+      [HEADERS.controlSignature]: sign(secret, CONTROL_DEADLINE, Buffer.from(requestId), partition, at),
+    },
   };
 }
 
@@ -76,7 +80,8 @@ export interface ControlSecret {
  * Aggregators on several machines must be given the same secret.
  */
 export function readControlSecret(env: NodeJS.ProcessEnv = process.env): ControlSecret {
-  if (env.ES_CONTROL_SECRET !== undefined && env.ES_CONTROL_SECRET_FILE !== undefined) throw new ConfigError('set ES_CONTROL_SECRET or ES_CONTROL_SECRET_FILE, not both');
+  if (env.ES_CONTROL_SECRET !== undefined && env.ES_CONTROL_SECRET_FILE !== undefined)
+    throw new ConfigError('set ES_CONTROL_SECRET or ES_CONTROL_SECRET_FILE, not both');
   if (env.ES_CONTROL_SECRET !== undefined) return { secret: checked(env.ES_CONTROL_SECRET, 'ES_CONTROL_SECRET'), source: 'ES_CONTROL_SECRET' };
   if (env.ES_CONTROL_SECRET_FILE !== undefined) {
     const file = resolve(env.ES_CONTROL_SECRET_FILE);
@@ -96,7 +101,8 @@ export function readControlSecret(env: NodeJS.ProcessEnv = process.env): Control
     writeFileSync(draft, randomBytes(32).toString('hex'), { mode: 0o600 });
     linkSync(draft, file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`cannot create the local control secret ${file}: ${(error as Error).message}`, error);
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new ConfigError(`cannot create the local control secret ${file}: ${(error as Error).message}`, error);
   } finally {
     rmSync(draft, { force: true });
   }

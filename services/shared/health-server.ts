@@ -30,6 +30,9 @@ export async function startHealthServer(port: number, host: string, logger: Logg
   // Probes must never keep a stopping process alive.
   server.unref();
   const address = server.address();
-  logger.info('health endpoints', { url: `http://${host}:${typeof address === 'object' && address !== null ? address.port : port}`, paths: ['/healthz', '/readyz'] });
+  logger.info('health endpoints', {
+    url: `http://${host}:${typeof address === 'object' && address !== null ? address.port : port}`,
+    paths: ['/healthz', '/readyz'],
+  });
   return server;
 }

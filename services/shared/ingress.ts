@@ -48,7 +48,15 @@ export function rejectMessage(
 ): Message {
   const { topic, partition } = source;
   const sampled = deadLetterLines.admit(`${service}:${error.code}`, nowMs);
-  if (sampled !== undefined) logger.warn('dead letter', { topic, partition, offset: message.offset, code: error.code, reason: clip(error.message, 300), suppressedSinceLast: sampled.suppressed });
+  if (sampled !== undefined)
+    logger.warn('dead letter', {
+      topic,
+      partition,
+      offset: message.offset,
+      code: error.code,
+      reason: clip(error.message, 300),
+      suppressedSinceLast: sampled.suppressed,
+    });
   return deadLetterMessage({ topic, partition, offset: message.offset, key: message.key, value: message.value }, error, service, nowMs);
 }
 

@@ -2,12 +2,21 @@
 import './kafkajs-produce-fix.js';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
-import { type Admin, type ITopicConfig, Kafka, type ConsumerConfig, type KafkaConfig, logLevel as KafkaLogLevel, type logCreator, type SASLOptions } from 'kafkajs';
+import {
+  type Admin,
+  type ITopicConfig,
+  Kafka,
+  type ConsumerConfig,
+  type KafkaConfig,
+  logLevel as KafkaLogLevel,
+  type logCreator,
+  type SASLOptions,
+} from 'kafkajs';
 import { type AdaptiveFetchSettings, nextFetchWait } from './adaptive-fetch.js';
 import { InfrastructureError } from './errors.js';
 import { followMovedCoordinators } from './kafkajs-coordinator-failover.js';
 import type { Logger } from './log.js';
-import { FETCH_MAX_BYTES, } from './message-limits.js';
+import { FETCH_MAX_BYTES } from './message-limits.js';
 import { readiness } from './readiness.js';
 import { FETCH_DEFAULTS, type FetchSettings, type KafkaSecurity, type TlsSettings, type TopicReplication } from './runtime-config.js';
 
@@ -47,12 +56,14 @@ export function createKafka({ brokers, clientId, logger, security }: KafkaClient
   cacheCoordinatorLookups();
   followMovedCoordinators();
   adaptFetchWaits();
-  const toLogger: logCreator = () => ({ level, log }) => {
-    const { message, ...rest } = log;
-    // kafkajs logs retried protocol errors (a coordinator still loading, say) as errors; what it
-    // finally gives up on reaches the caller as an exception, so its own lines are warnings here.
-    if (level <= KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
-  };
+  const toLogger: logCreator =
+    () =>
+    ({ level, log }) => {
+      const { message, ...rest } = log;
+      // kafkajs logs retried protocol errors (a coordinator still loading, say) as errors; what it
+      // finally gives up on reaches the caller as an exception, so its own lines are warnings here.
+      if (level <= KafkaLogLevel.WARN) logger.warn(`kafka: ${message}`, rest);
+    };
   const kafka = new Kafka({
     clientId,
     brokers,
@@ -121,7 +132,11 @@ function adaptFetchWaits(): void {
   ConsumerGroup.prototype.fetch = async function adaptiveFetch(this: ConsumerGroupInternals, nodeId: number) {
     let state = fetchStates.get(this);
     if (state === undefined) {
-      state = { busy: { maxWaitMs: this.maxWaitTime, minBytes: this.minBytes }, idleWaitMs: idleWaits.get(this.groupId) ?? FETCH_DEFAULTS.idleWaitMs, brought: true };
+      state = {
+        busy: { maxWaitMs: this.maxWaitTime, minBytes: this.minBytes },
+        idleWaitMs: idleWaits.get(this.groupId) ?? FETCH_DEFAULTS.idleWaitMs,
+        brought: true,
+      };
       fetchStates.set(this, state);
     }
     const wait = nextFetchWait(state, state.brought);

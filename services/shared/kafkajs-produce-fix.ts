@@ -70,7 +70,9 @@ if (require.cache[messageProducerPath] !== undefined && (require.cache[sendMessa
 const { KafkaJSMetadataNotLoaded } = require('kafkajs/src/errors.js') as { KafkaJSMetadataNotLoaded: new (message: string) => Error };
 const { staleMetadata } = require('kafkajs/src/protocol/error.js') as { staleMetadata: (e: unknown) => boolean };
 const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition.js') as (o: object) => Record<string, unknown[]>;
-const createTopicData = require('kafkajs/src/producer/createTopicData.js') as (o: object[]) => { topic: string; partitions: { partition: number; messages: unknown[]; firstSequence?: number }[] }[];
+const createTopicData = require('kafkajs/src/producer/createTopicData.js') as (
+  o: object[],
+) => { topic: string; partitions: { partition: number; messages: unknown[]; firstSequence?: number }[] }[];
 const responseSerializer = require('kafkajs/src/producer/responseSerializer.js') as (response: unknown) => Answer[];
 
 interface SendDependencies {
@@ -144,7 +146,13 @@ function unansweredPerLeader(cluster: Cluster, partitioner: unknown, topicMessag
   return perBroker;
 }
 
-async function produceOnBroker(eosManager: EosManager, broker: Broker, topicData: TopicData, request: SendRequest, answers: Map<string, Answer>): Promise<void> {
+async function produceOnBroker(
+  eosManager: EosManager,
+  broker: Broker,
+  topicData: TopicData,
+  request: SendRequest,
+  answers: Map<string, Answer>,
+): Promise<void> {
   const { acks, timeout, compression } = request;
   await eosManager.acquireBrokerLock(broker);
   try {
@@ -171,7 +179,8 @@ async function produceOnBroker(eosManager: EosManager, broker: Broker, topicData
       throw e;
     }
     if (acks === 0) {
-      for (const { topic, partitions } of topicData) for (const entry of partitions) answers.set(answerKey(topic, entry.partition), { topicName: topic, partition: entry.partition });
+      for (const { topic, partitions } of topicData)
+        for (const entry of partitions) answers.set(answerKey(topic, entry.partition), { topicName: topic, partition: entry.partition });
     } else {
       for (const answer of responseSerializer(response)) answers.set(answerKey(answer.topicName, answer.partition), answer);
     }
@@ -189,7 +198,13 @@ async function rethrowIfRetriable({ cluster, logger }: SendDependencies, e: Kafk
     await cluster.refreshMetadata();
     throw e;
   }
-  if (staleMetadata(e) || e.name === 'KafkaJSMetadataNotLoaded' || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError' || (e.name === 'KafkaJSProtocolError' && e.retriable === true)) {
+  if (
+    staleMetadata(e) ||
+    e.name === 'KafkaJSMetadataNotLoaded' ||
+    e.name === 'KafkaJSConnectionError' ||
+    e.name === 'KafkaJSConnectionClosedError' ||
+    (e.name === 'KafkaJSProtocolError' && e.retriable === true)
+  ) {
     logger.error(`Failed to send messages: ${e.message}`, { retryCount, retryTime });
     await cluster.refreshMetadata();
     throw e;

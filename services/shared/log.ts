@@ -13,11 +13,7 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-export function createLogger(
-  component: string,
-  level: LogLevel = 'info',
-  base: Record<string, unknown> = {},
-): Logger {
+export function createLogger(component: string, level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
   const threshold = ORDER[level] ?? ORDER.info;
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < threshold) return;

@@ -28,19 +28,20 @@ export class PoisonGuard {
     const first = batch.messages[0];
     if (first === undefined || payload.isStale()) return;
     const where = `${batch.topic}:${batch.partition}`;
-    let suspect = this.suspects.get(where);
     const firstOffset = BigInt(first.offset);
-    if (suspect !== undefined && firstOffset > suspect.until) {
-      this.suspects.delete(where);
-      suspect = undefined;
-    }
-    if (suspect !== undefined && suspect.offset !== firstOffset) suspect = { ...suspect, offset: firstOffset, failures: 0 };
+    const suspect = this.suspectAt(where, firstOffset);
     let handed = batch.messages;
     if (suspect !== undefined) {
       handed = [first];
       if (suspect.failures > 1) {
         // Even its dead letter failed: say so loudly and move on rather than stop the partition.
-        this.logger.error('message skipped: it failed its consumer and so did its dead letter', { service: this.service, topic: batch.topic, partition: batch.partition, offset: first.offset, error: suspect.lastError });
+        this.logger.error('message skipped: it failed its consumer and so did its dead letter', {
+          service: this.service,
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: first.offset,
+          error: suspect.lastError,
+        });
         this.advance(where, suspect);
         payload.resolveOffset(first.offset);
         return;
@@ -49,24 +50,44 @@ export class PoisonGuard {
       this.suspects.set(where, suspect);
     }
     try {
-      const outcome = await handle(handed === batch.messages ? payload : { ...payload, batch: Object.create(batch, { messages: { value: handed } }) as typeof batch });
+      const outcome = await handle(
+        handed === batch.messages ? payload : { ...payload, batch: Object.create(batch, { messages: { value: handed } }) as typeof batch },
+      );
       if (outcome === 'retry') return;
     } catch (error) {
       if (!blamesTheMessages(error)) throw error;
-      const last = handed[handed.length - 1] as KafkaMessage;
-      const lastError = describeError(error).slice(0, 500);
-      if (suspect === undefined) {
-        this.suspects.set(where, { offset: firstOffset, until: BigInt(last.offset), failures: 0, lastError });
-        this.logger.warn('batch failed; its messages are retried one at a time', { service: this.service, topic: batch.topic, partition: batch.partition, from: first.offset, to: last.offset, error: lastError });
-      } else {
-        this.suspects.set(where, { ...suspect, failures: suspect.failures + 1, lastError });
-        this.logger.warn('message failed alone', { service: this.service, topic: batch.topic, partition: batch.partition, offset: first.offset, failures: suspect.failures + 2, error: lastError });
-      }
+      this.failed(batch, handed, suspect, describeError(error).slice(0, 500));
       // Unresolved: kafkajs fetches from the same offset again.
       return;
     }
     if (suspect !== undefined) this.advance(where, suspect);
     payload.resolveOffset((handed[handed.length - 1] as KafkaMessage).offset);
+  }
+
+  /** The partition's suspect for a batch starting at `firstOffset`, if it still covers it. */
+  private suspectAt(where: string, firstOffset: bigint): Suspect | undefined {
+    let suspect = this.suspects.get(where);
+    if (suspect !== undefined && firstOffset > suspect.until) {
+      this.suspects.delete(where);
+      suspect = undefined;
+    }
+    if (suspect !== undefined && suspect.offset !== firstOffset) suspect = { ...suspect, offset: firstOffset, failures: 0 };
+    return suspect;
+  }
+
+  /** A batch (or its suspect message alone) failed because of its messages: retry them one at a time. */
+  private failed(batch: EachBatchPayload['batch'], handed: KafkaMessage[], suspect: Suspect | undefined, lastError: string): void {
+    const where = `${batch.topic}:${batch.partition}`;
+    const first = handed[0] as KafkaMessage;
+    const last = handed[handed.length - 1] as KafkaMessage;
+    const place = { service: this.service, topic: batch.topic, partition: batch.partition };
+    if (suspect === undefined) {
+      this.suspects.set(where, { offset: BigInt(first.offset), until: BigInt(last.offset), failures: 0, lastError });
+      this.logger.warn('batch failed; its messages are retried one at a time', { ...place, from: first.offset, to: last.offset, error: lastError });
+    } else {
+      this.suspects.set(where, { ...suspect, failures: suspect.failures + 1, lastError });
+      this.logger.warn('message failed alone', { ...place, offset: first.offset, failures: suspect.failures + 2, error: lastError });
+    }
   }
 
   private advance(where: string, suspect: Suspect): void {

@@ -22,7 +22,9 @@ export function createRedis(connection: RedisConnection | string, connectionName
     ...(c.password === undefined ? {} : { password: c.password.reveal() }),
     ...(c.tls === undefined ? {} : { tls: tlsOptions(c.tls) }),
   };
-  const client = c.cluster ? createCluster(c, options) : new Redis({ ...options, host: c.nodes[0]?.host ?? '127.0.0.1', port: c.nodes[0]?.port ?? 6379, db: c.db, enableAutoPipelining: true });
+  const client = c.cluster
+    ? createCluster(c, options)
+    : new Redis({ ...options, host: c.nodes[0]?.host ?? '127.0.0.1', port: c.nodes[0]?.port ?? 6379, db: c.db, enableAutoPipelining: true });
   readiness.trackRedis(client, connectionName);
   return client;
 }

@@ -238,12 +238,14 @@ export function readKafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSe
   const password = readSecret(env, 'KAFKA_SASL_PASSWORD');
   const security: KafkaSecurity = {};
   if (mechanismText === undefined || mechanismText === '') {
-    if (username !== undefined || password !== undefined) throw new ConfigError('KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set without KAFKA_SASL_MECHANISM (plain, scram-sha-256, scram-sha-512)');
+    if (username !== undefined || password !== undefined)
+      throw new ConfigError('KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set without KAFKA_SASL_MECHANISM (plain, scram-sha-256, scram-sha-512)');
   } else {
     const mechanism = mechanismText.toLowerCase() as SaslMechanism;
     if (!SASL_MECHANISMS.includes(mechanism)) throw new ConfigError(`KAFKA_SASL_MECHANISM: "${mechanismText}" is not one of ${SASL_MECHANISMS.join(', ')}`);
     if (username === undefined || username === '') throw new ConfigError(`KAFKA_SASL_MECHANISM is ${mechanism} but KAFKA_SASL_USERNAME is not set`);
-    if (password === undefined) throw new ConfigError(`KAFKA_SASL_MECHANISM is ${mechanism} but neither KAFKA_SASL_PASSWORD nor KAFKA_SASL_PASSWORD_FILE is set`);
+    if (password === undefined)
+      throw new ConfigError(`KAFKA_SASL_MECHANISM is ${mechanism} but neither KAFKA_SASL_PASSWORD nor KAFKA_SASL_PASSWORD_FILE is set`);
     security.sasl = { mechanism, username, password };
   }
   const tls = readTls(env, 'KAFKA');
@@ -267,7 +269,14 @@ export function readRedisConnection(env: NodeJS.ProcessEnv = process.env): Redis
   // Later nodes may repeat the scheme (redis://a:1,redis://b:2).
   const match = /^(rediss?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+?)(?:\/(\d*))?$/.exec(url.replace(/,\s*rediss?:\/\//g, ','));
   if (match === null) throw new ConfigError(`REDIS_URL: "${shown}" is not redis[s]://[user[:password]@]host:port[,host:port...][/db]`);
-  const [, scheme, urlUser, urlPassword, hostList, dbText] = match as unknown as [string, string, string | undefined, string | undefined, string, string | undefined];
+  const [, scheme, urlUser, urlPassword, hostList, dbText] = match as unknown as [
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+    string,
+    string | undefined,
+  ];
   const nodes = hostList.split(',').map((entry) => {
     const node = /^([^:\s,]+)(?::(\d{1,5}))?$/.exec(entry.trim());
     if (node === null) throw new ConfigError(`REDIS_URL: "${entry.trim()}" in "${shown}" is not host[:port]`);
@@ -279,9 +288,11 @@ export function readRedisConnection(env: NodeJS.ProcessEnv = process.env): Redis
   if (!cluster && nodes.length > 1) throw new ConfigError(`REDIS_URL names ${nodes.length} nodes but REDIS_CLUSTER is false`);
   const db = dbText === undefined || dbText === '' ? 0 : Number(dbText);
   if (cluster && db !== 0) throw new ConfigError(`REDIS_URL: a Redis Cluster has only database 0, "${shown}" asks for ${db}`);
-  const password = readSecret(env, 'REDIS_PASSWORD') ?? (urlPassword === undefined || urlPassword === '' ? undefined : new Secret(decodeURIComponent(urlPassword)));
+  const password =
+    readSecret(env, 'REDIS_PASSWORD') ?? (urlPassword === undefined || urlPassword === '' ? undefined : new Secret(decodeURIComponent(urlPassword)));
   const username = env.REDIS_USERNAME ?? (urlUser === undefined || urlUser === '' ? undefined : decodeURIComponent(urlUser));
-  if (username !== undefined && password === undefined) throw new ConfigError(`REDIS_USERNAME is "${username}" but no password is given (REDIS_PASSWORD, REDIS_PASSWORD_FILE or REDIS_URL)`);
+  if (username !== undefined && password === undefined)
+    throw new ConfigError(`REDIS_USERNAME is "${username}" but no password is given (REDIS_PASSWORD, REDIS_PASSWORD_FILE or REDIS_URL)`);
   const tls = readTls(env, 'REDIS', scheme === 'rediss');
   return {
     nodes,

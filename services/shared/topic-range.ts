@@ -34,7 +34,13 @@ export async function offsetsAtTime(kafka: Kafka, topic: string, timestampMs: nu
  * (kafkajs has no manual assignment), and resolves when every range was read to its end. Records of
  * aborted transactions and transaction markers are skipped but still count as read.
  */
-export async function readRanges(kafka: Kafka, topic: string, ranges: OffsetRanges, onMessage: (partition: number, message: KafkaMessage) => void, timeoutMs = 60_000): Promise<void> {
+export async function readRanges(
+  kafka: Kafka,
+  topic: string,
+  ranges: OffsetRanges,
+  onMessage: (partition: number, message: KafkaMessage) => void,
+  timeoutMs = 60_000,
+): Promise<void> {
   const pending = new Set([...ranges].filter(([, r]) => r.to > r.from).map(([p]) => p));
   if (pending.size === 0) return;
   const groupId = `ensemble-stream.range-reader.${randomUUID()}`;
@@ -42,7 +48,10 @@ export async function readRanges(kafka: Kafka, topic: string, ranges: OffsetRang
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const partitions = [...ends].map(([partition, end]) => ({ partition, offset: String(pending.has(partition) ? (ranges.get(partition)?.from ?? end) : end) }));
+    const partitions = [...ends].map(([partition, end]) => ({
+      partition,
+      offset: String(pending.has(partition) ? (ranges.get(partition)?.from ?? end) : end),
+    }));
     await admin.setOffsets({ groupId, topic, partitions });
   } finally {
     await admin.disconnect();

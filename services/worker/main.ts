@@ -25,7 +25,10 @@ export async function runOnnxWorker(path: string, options: OnnxRunnerOptions = {
 /** Starts one worker for synthetic models (answers derived from the features; for benchmarks), several co-located if given. */
 export async function runSyntheticWorker(classCount: number, modelIds: string | readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const ids = typeof modelIds === 'string' ? [modelIds] : modelIds;
-  await runWorker(ids.map((id) => new SyntheticRunner(id, classCount)), env);
+  await runWorker(
+    ids.map((id) => new SyntheticRunner(id, classCount)),
+    env,
+  );
 }
 
 /**

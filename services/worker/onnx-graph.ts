@@ -1,6 +1,18 @@
 import protobuf from 'protobufjs';
 import { ConfigError } from '../shared/errors.js';
-import { type Attribute, ELEM, FIELD, type Graph, type Model, type Node, NodeProtoType, type TypeInfo, type ValueInfo, ValueInfoProtoType, attributeText } from '../ml/onnx/onnx-proto.js';
+import {
+  type Attribute,
+  ELEM,
+  FIELD,
+  type Graph,
+  type Model,
+  type Node,
+  NodeProtoType,
+  type TypeInfo,
+  type ValueInfo,
+  ValueInfoProtoType,
+  attributeText,
+} from '../ml/onnx/onnx-proto.js';
 
 /**
  * What a worker can use of an ONNX graph, decided once at start from the file's own protobuf (the
@@ -76,7 +88,8 @@ export function planOnnxModel(model: Model, options: OnnxPlanOptions = {}): Onnx
 function planInput(graph: Graph, refuse: Refuse): OnnxPlan['input'] {
   const initialisers = new Set((graph.initializer ?? []).map((t) => t.name));
   const inputs = (graph.input ?? []).filter((i) => !initialisers.has(i.name));
-  if (inputs.length !== 1) refuse(`has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); the worker feeds exactly one [batch, features] tensor`);
+  if (inputs.length !== 1)
+    refuse(`has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); the worker feeds exactly one [batch, features] tensor`);
   const input = inputs[0]!;
   const inputTensor = input.type?.tensor_type ?? refuse(`input "${input.name}" is not a tensor`);
   const inputType = inputTensor.elem_type === ELEM.FLOAT ? 'float32' : inputTensor.elem_type === ELEM.DOUBLE ? 'float64' : undefined;
@@ -128,7 +141,12 @@ function outputCandidates(graph: Graph, metadata: Record<string, string>, refuse
 }
 
 /** The output named by `--output`, else of the task, else the one probability output there is. */
-function chooseOutput(candidates: readonly Candidate[], unusable: readonly string[], options: OnnxPlanOptions, refuse: Refuse): ProbabilityOutput | ValueOutput {
+function chooseOutput(
+  candidates: readonly Candidate[],
+  unusable: readonly string[],
+  options: OnnxPlanOptions,
+  refuse: Refuse,
+): ProbabilityOutput | ValueOutput {
   let chosen = candidates;
   if (options.output !== undefined) {
     chosen = candidates.filter((c) => c.info.name === options.output);
@@ -146,7 +164,9 @@ function chooseOutput(candidates: readonly Candidate[], unusable: readonly strin
   }
   if (chosen.length === 0) {
     const extra = unusable.length > 0 ? `; unusable outputs: ${unusable.join(', ')}` : '';
-    refuse(`has no output the worker can publish (a float [batch, classes] probability tensor, a ZipMap of probabilities, or a float [batch] / [batch, 1] value)${extra}`);
+    refuse(
+      `has no output the worker can publish (a float [batch, classes] probability tensor, a ZipMap of probabilities, or a float [batch] / [batch, 1] value)${extra}`,
+    );
   }
   if (chosen.length > 1) refuse(`has several usable outputs (${names(chosen)}); choose one with --output`);
   return chosen[0]!.output;
@@ -157,7 +177,14 @@ function probabilities(refuse: Refuse, name: string, labels: string[] | undefine
   if (width !== undefined && width > 0 && labels !== undefined && labels.length !== width) {
     refuse(`output "${name}" has ${width} classes but the model names ${labels.length} labels`);
   }
-  return { kind: 'probabilities', name, modelClasses, classes: modelClasses, order: modelClasses.map((_, i) => i), ...(zipMap === undefined ? {} : { zipMap }) };
+  return {
+    kind: 'probabilities',
+    name,
+    modelClasses,
+    classes: modelClasses,
+    order: modelClasses.map((_, i) => i),
+    ...(zipMap === undefined ? {} : { zipMap }),
+  };
 }
 
 function modelLabels(refuse: Refuse, meta: Record<string, string>, node: Node | undefined): string[] | undefined {
@@ -179,7 +206,8 @@ function modelLabels(refuse: Refuse, meta: Record<string, string>, node: Node | 
 function withClasses(output: ProbabilityOutput, configured: readonly string[] | undefined, refuse: Refuse): ProbabilityOutput {
   const model = output.modelClasses;
   if (configured === undefined) {
-    if (model.length === 0) refuse(`output "${output.name}" comes with no class labels (no ${CLASSES_METADATA} metadata, no classlabels attribute); pass --classes`);
+    if (model.length === 0)
+      refuse(`output "${output.name}" comes with no class labels (no ${CLASSES_METADATA} metadata, no classlabels attribute); pass --classes`);
     return output;
   }
   if (new Set(configured).size !== configured.length) refuse(`--classes repeats a label`);

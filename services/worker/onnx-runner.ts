@@ -60,7 +60,10 @@ export class OnnxRunner implements ModelRunner {
     const version = plan.metadata['es.modelVersion'] ?? createHash('sha256').update(bytes).digest('hex').slice(0, 12);
     const modelId = options.modelId ?? plan.metadata['es.modelId'] ?? basename(source, extname(source));
     const output = plan.output;
-    const loadable = output.kind === 'probabilities' && output.zipMap !== undefined ? withoutZipMap(bytes, output.zipMap.output, output.name, output.modelClasses.length) : bytes;
+    const loadable =
+      output.kind === 'probabilities' && output.zipMap !== undefined
+        ? withoutZipMap(bytes, output.zipMap.output, output.name, output.modelClasses.length)
+        : bytes;
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(loadable, {
@@ -98,7 +101,8 @@ export class OnnxRunner implements ModelRunner {
     const tensor = result[output.name] as ort.Tensor;
     const values = tensor.data as Float32Array | Float64Array;
     if (output.kind === 'value') {
-      if (values.length !== rows.length) throw new ModelError(`output "${output.name}" has ${values.length} values for ${rows.length} rows`, { retriable: false });
+      if (values.length !== rows.length)
+        throw new ModelError(`output "${output.name}" has ${values.length} values for ${rows.length} rows`, { retriable: false });
       return Array.from(values, (value) => ({ value }));
     }
     const classes = output.modelClasses.length;
@@ -116,7 +120,9 @@ export class OnnxRunner implements ModelRunner {
         sum += p;
       }
       if (!valid || Math.abs(sum - 1) > SUM_TOLERANCE) {
-        throw new ModelError(`output "${output.name}" is not a probability distribution (row sums to ${sum}); export it with a softmax or normalisation`, { retriable: false });
+        throw new ModelError(`output "${output.name}" is not a probability distribution (row sums to ${sum}); export it with a softmax or normalisation`, {
+          retriable: false,
+        });
       }
       answers.push({ probabilities: output.order.map((i) => values[offset + i]! / sum) });
     }

@@ -97,7 +97,10 @@ export class RemoteRunner implements ModelRunner {
     try {
       const ready = await client.send('GET', `${client.modelPath}/ready`, undefined, s.openTimeoutMs);
       if (ready.status === 404) {
-        throw new ModelError(`${client.label}: no such model${s.version === undefined ? '' : ' version'} (HTTP 404)`, { code: 'MODEL_NOT_FOUND', retriable: false });
+        throw new ModelError(`${client.label}: no such model${s.version === undefined ? '' : ' version'} (HTTP 404)`, {
+          code: 'MODEL_NOT_FOUND',
+          retriable: false,
+        });
       }
       if (!isSuccess(ready.status) || (jsonOrUndefined(ready.text) as { ready?: unknown } | undefined)?.ready === false) {
         throw new ModelError(`${client.label}: model is not ready (HTTP ${ready.status})`, { code: 'MODEL_NOT_READY' });
@@ -200,7 +203,8 @@ class JsonClient {
       };
       const transportError = (cause: unknown): EnsembleError => {
         if (this.closing.signal.aborted) return this.closedError();
-        if (timeout.aborted) return new ModelError(`${this.label}: ${method} ${url.pathname} timed out after ${Math.round(timeoutMs)} ms`, { code: 'MODEL_TIMEOUT', cause });
+        if (timeout.aborted)
+          return new ModelError(`${this.label}: ${method} ${url.pathname} timed out after ${Math.round(timeoutMs)} ms`, { code: 'MODEL_TIMEOUT', cause });
         const detail = (cause as { code?: string }).code ?? (cause instanceof Error ? cause.message : String(cause));
         return new ModelError(`${this.label}: ${method} ${url.pathname} failed: ${detail}`, { code: 'MODEL_UNREACHABLE', cause });
       };
@@ -299,7 +303,8 @@ function readMetadata(s: Settings, label: string, text: string): Opened {
 
   let answerLength: number;
   if (s.task === 'regression') {
-    if (advertised !== undefined && advertised !== 1) throw new ConfigError(`${label}: a regression model must answer 1 value, its metadata says ${advertised}`);
+    if (advertised !== undefined && advertised !== 1)
+      throw new ConfigError(`${label}: a regression model must answer 1 value, its metadata says ${advertised}`);
     answerLength = 1;
   } else {
     if (s.classCount !== undefined && advertised !== undefined && s.classCount !== advertised) {
@@ -334,7 +339,11 @@ function statusError(label: string, reply: Reply): ModelError {
 }
 
 function gaveUp(last: EnsembleError, attempts: number, why: string): ModelError {
-  return new ModelError(`${last.message} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${why})`, { code: last.code, retriable: true, cause: last });
+  return new ModelError(`${last.message} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${why})`, {
+    code: last.code,
+    retriable: true,
+    cause: last,
+  });
 }
 
 function isSuccess(status: number): boolean {

@@ -53,9 +53,25 @@ export class WorkerMetrics {
       buckets: CALL_BUCKETS,
       registers,
     });
-    this.batchSize = new Histogram({ name: `${P}batch_size_messages`, help: 'Feature events per partition batch.', labelNames: ['model'], buckets: BATCH_BUCKETS, registers });
-    this.lag = new Gauge({ name: `${P}consumer_lag_messages`, help: "Feature events behind the partition's high watermark after the last batch.", labelNames: ['model', 'partition'], registers });
-    this.transitions = new Counter({ name: `${P}breaker_transitions_total`, help: "Transitions of the model call's circuit breaker, by the state entered.", labelNames: ['model', 'state'], registers });
+    this.batchSize = new Histogram({
+      name: `${P}batch_size_messages`,
+      help: 'Feature events per partition batch.',
+      labelNames: ['model'],
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.lag = new Gauge({
+      name: `${P}consumer_lag_messages`,
+      help: "Feature events behind the partition's high watermark after the last batch.",
+      labelNames: ['model', 'partition'],
+      registers,
+    });
+    this.transitions = new Counter({
+      name: `${P}breaker_transitions_total`,
+      help: "Transitions of the model call's circuit breaker, by the state entered.",
+      labelNames: ['model', 'state'],
+      registers,
+    });
     const state = this.state;
     const models = this.models;
     new Gauge({

@@ -113,7 +113,10 @@ export class ModelWorker {
       (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
     );
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.commits.retain(new Map(Object.entries(payload.memberAssignment))));
-    this.metrics = new WorkerMetrics(this.lanes.map((lane) => ({ model: lane.modelId, counts: lane.stats })), o.metrics);
+    this.metrics = new WorkerMetrics(
+      this.lanes.map((lane) => ({ model: lane.modelId, counts: lane.stats })),
+      o.metrics,
+    );
     for (const lane of this.lanes) lane.watch(this.metrics);
   }
 
@@ -175,7 +178,12 @@ export class ModelWorker {
       const results = (await Promise.all(this.lanes.map((lane, i) => lane.predictAll(accepted[i]!)))).flat();
       // The feature event's partition number: every model's answer to a request meets on one
       // predictions partition whatever partitioner wrote the request (checkPartitions).
-      const predictions: Message[] = results.map((p) => ({ key: p.requestId, value: codecs.prediction.encode(p), headers: codecs.prediction.headers, partition }));
+      const predictions: Message[] = results.map((p) => ({
+        key: p.requestId,
+        value: codecs.prediction.encode(p),
+        headers: codecs.prediction.headers,
+        partition,
+      }));
       const last = batch.messages[batch.messages.length - 1];
       joined = true;
       await this.round.join({ topic, partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString(), predictions, deadLetters });
@@ -234,7 +242,10 @@ export class ModelWorker {
     const event = decodeKeyed(m, codecs.featureEvent, this.limits.maxMessageBytes);
     // A stale createdAtMs is answered: whether an old request still counts is the aggregator's call.
     if (!Number.isFinite(event.createdAtMs) || event.createdAtMs <= 0 || event.createdAtMs > nowMs + this.limits.maxClockSkewMs) {
-      throw new InvalidMessageError('INVALID_TIMESTAMP', `createdAtMs ${event.createdAtMs} is not a time up to ${this.limits.maxClockSkewMs} ms from now (${nowMs})`);
+      throw new InvalidMessageError(
+        'INVALID_TIMESTAMP',
+        `createdAtMs ${event.createdAtMs} is not a time up to ${this.limits.maxClockSkewMs} ms from now (${nowMs})`,
+      );
     }
     if (event.deadlineMs !== null && (event.deadlineMs <= 0 || event.deadlineMs > this.limits.maxDeadlineMs)) {
       throw new InvalidMessageError('INVALID_DEADLINE', `deadlineMs ${event.deadlineMs} is not between 1 and ${this.limits.maxDeadlineMs}`);
@@ -349,8 +360,14 @@ class FetchRound<T> {
     this.flushing = this.flushing
       .then(() => this.flush(members))
       .then(
-        () => waiters.forEach((w) => { w.resolve(); }),
-        (error: unknown) => waiters.forEach((w) => { w.reject(error); }),
+        () =>
+          waiters.forEach((w) => {
+            w.resolve();
+          }),
+        (error: unknown) =>
+          waiters.forEach((w) => {
+            w.reject(error);
+          }),
       );
   }
 }

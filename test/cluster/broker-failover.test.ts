@@ -28,8 +28,13 @@ const FAILOVER_TIMEOUT_MS = 600_000;
 
 /** kafka-cluster.sh, run without blocking: the test process keeps producing and reading meanwhile. */
 async function clusterScript(action: string, ...args: string[]): Promise<void> {
-  const ports = testInfra().kafkaBrokers.map((b) => b.split(':')[1]).join(',');
-  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'kafka-cluster.sh'), action, ...args], { env: { ...process.env, KAFKA_CLUSTER_PORTS: ports, KAFKA_START_TIMEOUT: '180' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ports = testInfra()
+    .kafkaBrokers.map((b) => b.split(':')[1])
+    .join(',');
+  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'kafka-cluster.sh'), action, ...args], {
+    env: { ...process.env, KAFKA_CLUSTER_PORTS: ports, KAFKA_START_TIMEOUT: '180' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -65,9 +70,14 @@ async function replicationOf(kafka: Kafka, names: string[]): Promise<Record<stri
   await admin.connect();
   try {
     const { topics } = await admin.fetchTopicMetadata({ topics: names });
-    const configs = await admin.describeConfigs({ resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['min.insync.replicas'] })), includeSynonyms: false });
+    const configs = await admin.describeConfigs({
+      resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['min.insync.replicas'] })),
+      includeSynonyms: false,
+    });
     const minIsr = new Map(configs.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue ?? '?']));
-    return Object.fromEntries(topics.map((t) => [t.name, { replicationFactor: Math.min(...t.partitions.map((p) => p.replicas.length)), minInsyncReplicas: minIsr.get(t.name) ?? '?' }]));
+    return Object.fromEntries(
+      topics.map((t) => [t.name, { replicationFactor: Math.min(...t.partitions.map((p) => p.replicas.length)), minInsyncReplicas: minIsr.get(t.name) ?? '?' }]),
+    );
   } finally {
     await admin.disconnect();
   }
@@ -81,13 +91,21 @@ describe('a broker of three killed mid-stream', () => {
     await processes.stopAll();
   });
 
-  it('the leader of a partition every worker reads: loses and repeats nothing, and no service exits; the failover gap is measured', async () => {
-    await failover(processes, 'features-leader');
-  }, FAILOVER_TIMEOUT_MS);
+  it(
+    'the leader of a partition every worker reads: loses and repeats nothing, and no service exits; the failover gap is measured',
+    async () => {
+      await failover(processes, 'features-leader');
+    },
+    FAILOVER_TIMEOUT_MS,
+  );
 
-  it("the aggregators' group coordinator: loses and repeats nothing, and no service exits; the failover gap is measured", async () => {
-    await failover(processes, 'aggregator-coordinator');
-  }, FAILOVER_TIMEOUT_MS);
+  it(
+    "the aggregators' group coordinator: loses and repeats nothing, and no service exits; the failover gap is measured",
+    async () => {
+      await failover(processes, 'aggregator-coordinator');
+    },
+    FAILOVER_TIMEOUT_MS,
+  );
 });
 
 async function failover(processes: ServiceProcesses, victimKind: Victim): Promise<void> {
@@ -119,15 +137,16 @@ async function failover(processes: ServiceProcesses, victimKind: Victim): Promis
   // The victim: the leader of the features topic's first partition (every worker reads it), or the
   // coordinator of the aggregators' group. Where the aggregators' transactions are coordinated is reported.
   const group = env.ES_AGGREGATOR_GROUP as string;
-  const victim =
-    victimKind === 'aggregator-coordinator' ? await coordinatorOf(kafka, '__consumer_offsets', group) : await leaderOf(kafka, topics.features, 0);
+  const victim = victimKind === 'aggregator-coordinator' ? await coordinatorOf(kafka, '__consumer_offsets', group) : await leaderOf(kafka, topics.features, 0);
   const groupCoordinator = await coordinatorOf(kafka, '__consumer_offsets', group);
   const transactionCoordinators: Record<string, number> = {};
   for (let p = 0; p < 3; p++) {
     const id = `${group}.${topics.predictions}.${p}`;
     transactionCoordinators[`partition ${p}`] = await coordinatorOf(kafka, '__transaction_state', id);
   }
-  const workerCoordinators = Object.fromEntries(await Promise.all(MODELS.map(async (id) => [id, await coordinatorOf(kafka, '__consumer_offsets', GROUPS.worker(id))] as const)));
+  const workerCoordinators = Object.fromEntries(
+    await Promise.all(MODELS.map(async (id) => [id, await coordinatorOf(kafka, '__consumer_offsets', GROUPS.worker(id))] as const)),
+  );
   const replication = await replicationOf(kafka, allTopics(topics));
 
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -196,7 +215,11 @@ async function failover(processes: ServiceProcesses, victimKind: Victim): Promis
   const afterRestart = longestGap(fusedTimes, restartAt, producedAt);
   const workerGaps = Object.fromEntries(
     MODELS.map((id) => {
-      const gap = longestGap(predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs), from, producedAt);
+      const gap = longestGap(
+        predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs),
+        from,
+        producedAt,
+      );
       return [id, { gapMs: gap.gapMs, startsAfterKillMs: gap.atMs - killedAt }];
     }),
   );

@@ -57,7 +57,11 @@ describe('credentials for Kafka (SASL SCRAM) and Redis (ACL user)', () => {
     processes.start('aggregator', ['aggregator', '--config', config], { ...env, ES_INSTANCE_ID: uniqueName('agg') });
     const fused = await tailFused(kafka, topics);
     const total = 200;
-    await produce(kafka, topics.features, Array.from({ length: total }, (_, i) => featureMessage(`cred-${i}`, FEATURES)));
+    await produce(
+      kafka,
+      topics.features,
+      Array.from({ length: total }, (_, i) => featureMessage(`cred-${i}`, FEATURES)),
+    );
     await eventually(() => new Set(fused.received.map((f) => f.key)).size >= total, `${total} fused results`, 90_000);
     await fused.stop();
     expect(countByKey(fused.received).size).toBe(total);
@@ -88,7 +92,11 @@ describe('credentials for Kafka (SASL SCRAM) and Redis (ACL user)', () => {
   it('a wrong Redis password stops the aggregator at start-up, with a message that names the problem', async () => {
     const { env } = await serviceEnv();
     const config = processes.writeConfig(classificationConfig(MODELS));
-    const aggregator = processes.start('aggregator', ['aggregator', '--config', config], { ...env, REDIS_PASSWORD: WRONG_REDIS_PASSWORD, ES_INSTANCE_ID: uniqueName('agg') });
+    const aggregator = processes.start('aggregator', ['aggregator', '--config', config], {
+      ...env,
+      REDIS_PASSWORD: WRONG_REDIS_PASSWORD,
+      ES_INSTANCE_ID: uniqueName('agg'),
+    });
     expect(await aggregator.exited).toBe(1);
     expect(processes.logLines().join('\n')).toMatch(/Redis at redis:\/\/es-acl-user@127\.0\.0\.1:\d+ refused the credentials: WRONGPASS/);
   });

@@ -39,7 +39,14 @@ describe("the evaluator's keys on a Redis Cluster", () => {
       const requestId = `r-${i}`;
       for (const [m, modelId] of MODELS.entries()) {
         const picked = (i + m) % 2;
-        entries.push({ kind: 'prediction', requestId, modelId, answer: encodeAnswer(picked, 5, picked === 0 ? [0.9, 0.1] : [0.1, 0.9]), bucket, sketchField: 'lat:1' });
+        entries.push({
+          kind: 'prediction',
+          requestId,
+          modelId,
+          answer: encodeAnswer(picked, 5, picked === 0 ? [0.9, 0.1] : [0.1, 0.9]),
+          bucket,
+          sketchField: 'lat:1',
+        });
       }
       entries.push({ kind: 'label', requestId, label: encodeLabel({ observedAtMs: now, target: 0 }) });
     }

@@ -17,7 +17,9 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
 
 export default async function setup(project: TestProject): Promise<void> {
   const env = process.env;
-  const kafkaBrokers = required(env, 'KAFKA_BROKERS').split(',').map((b) => b.trim());
+  const kafkaBrokers = required(env, 'KAFKA_BROKERS')
+    .split(',')
+    .map((b) => b.trim());
   if (kafkaBrokers.length < 3) throw new Error(`KAFKA_BROKERS lists ${kafkaBrokers.length} broker(s); the cluster suites need three`);
   const redisUrl = required(env, 'REDIS_URL');
   const redis = readRedisConnection({ REDIS_URL: redisUrl });
@@ -47,7 +49,9 @@ export default async function setup(project: TestProject): Promise<void> {
   } finally {
     client.disconnect();
   }
-  console.log(`cluster infra: kafka ${kafkaBrokers.join(',')} (${brokers} brokers), redis cluster ${redisUrl}; SCRAM broker ${credentials.scramBrokers.join(',')}, ACL redis ${credentials.aclRedisUrl}`);
+  console.log(
+    `cluster infra: kafka ${kafkaBrokers.join(',')} (${brokers} brokers), redis cluster ${redisUrl}; SCRAM broker ${credentials.scramBrokers.join(',')}, ACL redis ${credentials.aclRedisUrl}`,
+  );
   project.provide('infra', { mode: 'external', kafkaBrokers, redisUrl, containers: [] } satisfies TestInfra);
   project.provide('credentials', credentials);
 }

@@ -27,7 +27,10 @@ const AFTER_RESTART_MS = 8_000;
 
 /** redis-cluster.sh, run without blocking: the test process keeps producing and reading meanwhile. */
 async function clusterScript(action: string, ...args: string[]): Promise<void> {
-  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'redis-cluster.sh'), action, ...args], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', [join(repoRoot(), 'infra', 'local', 'redis-cluster.sh'), action, ...args], {
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -139,7 +142,11 @@ describe('a Redis Cluster master killed mid-stream', () => {
     const afterRestart = longestGap(fusedTimes, restartAt, producedAt);
     const workerGaps = Object.fromEntries(
       MODELS.map((id) => {
-        const gap = longestGap(predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs), from, producedAt);
+        const gap = longestGap(
+          predictions.records.filter((r) => r.value === id).map((r) => r.timestampMs),
+          from,
+          producedAt,
+        );
         return [id, { gapMs: gap.gapMs, startsAfterKillMs: gap.atMs - killedAt }];
       }),
     );

@@ -24,7 +24,20 @@ async function freePort(): Promise<number> {
 describe('a Redis lost for good', () => {
   it('makes the service exit 1, naming the connection, after ES_REDIS_LOST_AFTER_MS', async () => {
     const port = await freePort();
-    const started = spawnSync('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--dir', mkdtempSync(join(tmpdir(), 'es-redis-lost-'))]);
+    const started = spawnSync('redis-server', [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'yes',
+      '--dir',
+      mkdtempSync(join(tmpdir(), 'es-redis-lost-')),
+    ]);
     if (started.status !== 0) throw new Error(`redis-server did not start: ${started.stderr.toString()}`);
     const script = `
       const { runUntilSignal } = await import(${JSON.stringify(join(DIST, 'lifecycle.js'))});
@@ -35,7 +48,10 @@ describe('a Redis lost for good', () => {
       const redis = createRedis('redis://127.0.0.1:${port}', 'probe-redis');
       redis.on('error', () => {});
       await runUntilSignal('probe', logger, async () => { await redis.ping(); logger.info('up'); }, async () => redis.disconnect(), readSupervision());`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ES_REDIS_LOST_AFTER_MS: '1500' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, ES_REDIS_LOST_AFTER_MS: '1500' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -54,7 +54,13 @@ export class ServiceProcesses {
 
   /** Every line every process logged so far. */
   logLines(): string[] {
-    return this.all.flatMap((s) => (existsSync(s.logFile) ? readFileSync(s.logFile, 'utf8').split('\n').filter((l) => l !== '') : []));
+    return this.all.flatMap((s) =>
+      existsSync(s.logFile)
+        ? readFileSync(s.logFile, 'utf8')
+            .split('\n')
+            .filter((l) => l !== '')
+        : [],
+    );
   }
 
   /** SIGTERM, then the exit codes (a drain that overruns ES_SHUTDOWN_TIMEOUT_MS exits 1). */

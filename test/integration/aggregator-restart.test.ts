@@ -7,7 +7,18 @@ import { repoRoot } from '../../services/shared/repo-root.js';
 import { topicsToEnv } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
-import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, SliceRunner, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  countByKey,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  SliceRunner,
+  tailFused,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 
 const CLI = join(repoRoot(), 'dist', 'services', 'cli', 'main.js');
 const MODELS = ['m1', 'm2', 'm3'];
@@ -45,7 +56,10 @@ describe('an aggregator killed mid-stream', () => {
     // Each replacement is a new instance: taking over a partition fences the killed process's
     // transactional producer for that partition and aborts its open transaction.
     const startAggregator = () => {
-      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], { env: { ...env, ES_INSTANCE_ID: uniqueName('agg') }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
+        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
+        stdio: 'ignore',
+      });
       children.push(child);
       return child;
     };
@@ -55,7 +69,11 @@ describe('an aggregator killed mid-stream', () => {
     let first = startAggregator();
     const producing = (async () => {
       for (let i = 0; i < total; i += 100) {
-        await produce(kafka, topics.features, Array.from({ length: 100 }, (_, j) => featureMessage(`req-${i + j}`, FEATURES)));
+        await produce(
+          kafka,
+          topics.features,
+          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${i + j}`, FEATURES)),
+        );
         await new Promise((r) => setTimeout(r, 40));
       }
     })();

@@ -7,7 +7,18 @@ import { repoRoot } from '../../services/shared/repo-root.js';
 import { topicsToEnv } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
-import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, SliceRunner, tail, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  countByKey,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  SliceRunner,
+  tail,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 
 const CLI = join(repoRoot(), 'dist', 'services', 'cli', 'main.js');
 const MODELS = ['m1', 'm2', 'm3'];
@@ -44,12 +55,18 @@ describe('at-least-once delivery', () => {
       ES_METRICS_PORT: '0', // several services on one host: each its own free port
     };
     const startAggregator = () => {
-      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], { env: { ...env, ES_INSTANCE_ID: uniqueName('agg') }, stdio: 'ignore' });
+      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
+        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
+        stdio: 'ignore',
+      });
       children.push(child);
       return child;
     };
     // Raw bytes: a duplicate must be the first copy's value and headers exactly.
-    const fused = await tail(kafka, topics.fused, (value, headers) => ({ value: Buffer.from(value ?? Buffer.alloc(0)), headers: JSON.stringify(headers ?? {}) }));
+    const fused = await tail(kafka, topics.fused, (value, headers) => ({
+      value: Buffer.from(value ?? Buffer.alloc(0)),
+      headers: JSON.stringify(headers ?? {}),
+    }));
 
     // Traffic flows until a kill has left a duplicate (or the kills run out), then stops.
     let aggregator = startAggregator();
@@ -57,7 +74,11 @@ describe('at-least-once delivery', () => {
     let stopProducing = false;
     const producing = (async () => {
       while (!stopProducing) {
-        await produce(kafka, topics.features, Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)));
+        await produce(
+          kafka,
+          topics.features,
+          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)),
+        );
         sent += 100;
         await new Promise((r) => setTimeout(r, 40));
       }

@@ -97,14 +97,37 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
     pipeline = new TestPipeline(kafka, topics);
     const run = uniqueName('byo');
     const ids = { onnx: `onnx-forest-${run}`, python: `python-lr-${run}`, builtin: `ts-tree-${run}` };
-    const env = { ...process.env, ...topicsToEnv(topics), KAFKA_BROKERS: testInfra().kafkaBrokers.join(','), REDIS_URL: testInfra().redisUrl, LOG_LEVEL: 'warn', ES_METRICS_PORT: '0' };
+    const env = {
+      ...process.env,
+      ...topicsToEnv(topics),
+      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
+      REDIS_URL: testInfra().redisUrl,
+      LOG_LEVEL: 'warn',
+      ES_METRICS_PORT: '0',
+    };
     children.push(start(ids.onnx, process.execPath, [CLI, 'worker', '--onnx', forest, '--model-id', ids.onnx], env));
-    children.push(start(ids.python, PYTHON, [join(repoRoot(), 'examples', 'python', 'worker.py'), '--artifact', artifactOf('logistic-regression'), '--model-id', ids.python], env));
+    children.push(
+      start(
+        ids.python,
+        PYTHON,
+        [join(repoRoot(), 'examples', 'python', 'worker.py'), '--artifact', artifactOf('logistic-regression'), '--model-id', ids.python],
+        env,
+      ),
+    );
     await pipeline.startWorker(await BuiltinRunner.load(artifactOf('decision-tree'), ids.builtin), { groupId: GROUPS.worker(ids.builtin) });
     const models = [ids.onnx, ids.python, ids.builtin];
-    const config = validateAggregatorConfig({ task: 'classification', classes: manifest.classes, strategy: 'soft-voting', models: models.map((id) => ({ id })), deadlineMs: 60_000 });
+    const config = validateAggregatorConfig({
+      task: 'classification',
+      classes: manifest.classes,
+      strategy: 'soft-voting',
+      models: models.map((id) => ({ id })),
+      deadlineMs: 60_000,
+    });
     await pipeline.startAggregator(config);
-    await groupsStable(models.map((m) => GROUPS.worker(m)), children);
+    await groupsStable(
+      models.map((m) => GROUPS.worker(m)),
+      children,
+    );
 
     // Test rows of letter, each written to partition r % 3 (not where the key hashes to), and one
     // feature event with the wrong schema header, which every worker dead-letters.
@@ -127,7 +150,9 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
     expect(byKey.has(`${run}-poison`)).toBe(false);
 
     // The fused probabilities are the soft vote of the three models as the project computes them.
-    const reference = await Promise.all([artifactOf('random-forest'), artifactOf('logistic-regression'), artifactOf('decision-tree')].map((p) => loadArtifact(p)));
+    const reference = await Promise.all(
+      [artifactOf('random-forest'), artifactOf('logistic-regression'), artifactOf('decision-tree')].map((p) => loadArtifact(p)),
+    );
     let maxDifference = 0;
     rows.forEach((row, r) => {
       const result = byKey.get(requestId(r))![0]!;
@@ -136,13 +161,18 @@ describe('workers from outside: an ONNX export and a Python worker next to a Typ
       expect(result.classes).toEqual(manifest.classes);
       const x = data.X[row]!;
       const expected = manifest.classes.map((_, c) => reference.reduce((s, { model }) => s + model.predictProba(x)[c]!, 0) / 3);
-      result.probabilities!.forEach((p, c) => { maxDifference = Math.max(maxDifference, Math.abs(p - expected[c]!)); });
+      result.probabilities!.forEach((p, c) => {
+        maxDifference = Math.max(maxDifference, Math.abs(p - expected[c]!));
+      });
     });
     expect(maxDifference).toBeLessThan(1e-6);
 
     // The poison pill: a dead letter from each worker, with its reason and the original bytes.
     const dead = await readToEnd<DeadLetter>(kafka, topics.deadLetters, (v, h) => codecs.deadLetter.decode(v, h as never));
-    const services = dead.filter((d) => d.key === `${run}-poison`).map((d) => d.value.service).sort();
+    const services = dead
+      .filter((d) => d.key === `${run}-poison`)
+      .map((d) => d.value.service)
+      .sort();
     expect(services).toEqual(models.map((m) => `worker:${m}`).sort());
     for (const d of dead) {
       expect(d.value.reasonCode).toBe('SCHEMA_MISMATCH');

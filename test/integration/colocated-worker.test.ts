@@ -2,7 +2,20 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { codecs } from '../../services/shared/codec.js';
 import type { DeadLetter, FusedPrediction } from '../../services/shared/records.js';
 import { ModelWorker } from '../../services/worker/worker.js';
-import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, quietLogger, SliceRunner, tail, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  countByKey,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  quietLogger,
+  SliceRunner,
+  tail,
+  tailFused,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 
 /** A random distribution over `n` classes. */
 function distribution(n: number): number[] {
@@ -32,7 +45,10 @@ describe('a co-located worker (several models, one consumer) on real Kafka and R
     const topics = await createTestTopics(kafka);
     pipeline = new TestPipeline(kafka, topics);
     const models = ['m1', 'm2', 'm3'];
-    const worker = await startColocated(pipeline, models.map((id, i) => new SliceRunner(id, i, 3)));
+    const worker = await startColocated(
+      pipeline,
+      models.map((id, i) => new SliceRunner(id, i, 3)),
+    );
     await pipeline.startAggregator(classificationConfig(models));
     const fused = await tailFused(kafka, topics);
 
@@ -77,7 +93,11 @@ describe('a co-located worker (several models, one consumer) on real Kafka and R
     const fused = await tailFused(kafka, topics);
 
     const requests = 200;
-    await produce(kafka, topics.features, Array.from({ length: requests }, (_, r) => featureMessage(`req-${r}`, [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0, 0, 1])));
+    await produce(
+      kafka,
+      topics.features,
+      Array.from({ length: requests }, (_, r) => featureMessage(`req-${r}`, [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0, 0, 1])),
+    );
     await eventually(() => fused.received.length >= requests, `${requests} results`);
     await pipeline.drained(fused);
     await fused.stop();
@@ -101,7 +121,7 @@ describe('a co-located worker (several models, one consumer) on real Kafka and R
     expect(m1!.breaker.opened || m2!.breaker.opened).toBe(false);
   });
 
-  it('dead-letters an event for the one model that cannot take it, under that model\'s name, and answers it with the others', async () => {
+  it("dead-letters an event for the one model that cannot take it, under that model's name, and answers it with the others", async () => {
     const kafka = testKafka();
     const topics = await createTestTopics(kafka, 1);
     pipeline = new TestPipeline(kafka, topics);

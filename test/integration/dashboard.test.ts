@@ -15,7 +15,19 @@ import { createRedis } from '../../services/shared/redis.js';
 import type { Topics } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
-import { classificationConfig, createTestTopics, eventually, featureMessage, produce, quietLogger, SliceRunner, tail, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  quietLogger,
+  SliceRunner,
+  tail,
+  tailFused,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
 
 /**
@@ -57,17 +69,42 @@ describe('dashboard in a browser', () => {
     servers.push(await serveMetrics(aggregator.metrics.registry, 0, '127.0.0.1', quietLogger));
     urls.aggregator = `http://127.0.0.1:${servers.at(-1)!.port}/metrics`;
     const settings = readEvaluatorSettings(MODELS, { ES_METRICS_INTERVAL_MS: '300', ES_METRICS_PORT: '0', ES_EVAL_EVENT_WINDOW_MS: '3600000' });
-    evaluator = new Evaluator({ kafka, redis, keys: pipeline.keys, topics, config, settings, instanceId: uniqueName('eval'), logger: quietLogger, groupId: `${topics.labels}-evaluator` });
+    evaluator = new Evaluator({
+      kafka,
+      redis,
+      keys: pipeline.keys,
+      topics,
+      config,
+      settings,
+      instanceId: uniqueName('eval'),
+      logger: quietLogger,
+      groupId: `${topics.labels}-evaluator`,
+    });
     await evaluator.start();
     urls.evaluator = `http://127.0.0.1:${evaluator.metricsPort()}/metrics`;
-    dashboard = new Dashboard({ kafka, metricsTopic: topics.metrics, targets: Object.entries(urls).map(([name, url]) => ({ name, url })), logger: quietLogger, intervalMs: 250 });
+    dashboard = new Dashboard({
+      kafka,
+      metricsTopic: topics.metrics,
+      targets: Object.entries(urls).map(([name, url]) => ({ name, url })),
+      logger: quietLogger,
+      intervalMs: 250,
+    });
     const port = await dashboard.start(0, '127.0.0.1');
     profileDir = mkdtempSync(join(tmpdir(), 'es-chromium-'));
     // A fresh profile (--user-data-dir) per run.
     browser = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1400, height: 1500 },
     });
     page = await browser.newPage();
@@ -92,7 +129,11 @@ describe('dashboard in a browser', () => {
 
     // First traffic: 30 requests, every model answers.
     const first = requests('a', 30);
-    await produce(kafka, topics.features, first.map((r) => featureMessage(r.id, r.features)));
+    await produce(
+      kafka,
+      topics.features,
+      first.map((r) => featureMessage(r.id, r.features)),
+    );
     await untilFigure(page, 'fused.total', 30);
     await pipeline.drained(fused);
     await expectCountersEqual(page, urls);
@@ -106,7 +147,11 @@ describe('dashboard in a browser', () => {
     const record = records.received.find((r) => r.value.generatedAtMs === shown)!.value;
     const evaluatorSamples = parsePromText(await (await fetch(urls.evaluator!)).text());
     for (const e of record.entries) {
-      for (const [field, gauge] of [['accuracy', 'accuracy_ratio'], ['macroF1', 'macro_f1_ratio'], ['logLoss', 'log_loss']] as const) {
+      for (const [field, gauge] of [
+        ['accuracy', 'accuracy_ratio'],
+        ['macroF1', 'macro_f1_ratio'],
+        ['logLoss', 'log_loss'],
+      ] as const) {
         expect(await figure(page, `${field}:${e.subject}`), `${field} of ${e.subject}`).toBe(e[field]);
         // Nothing new arrived since, so the evaluator's /metrics has the same figures.
         expect(sumBy(evaluatorSamples, `ensemble_stream_${gauge}`, 'subject').get(e.subject)).toBe(e[field]);
@@ -118,7 +163,10 @@ describe('dashboard in a browser', () => {
 
     // More traffic, two bad requests among it: the same page moves on.
     const second = requests('b', 20);
-    const bad = [featureMessage(uniqueName('bad'), [1, 0, 0, 1, 0, 0], Date.now() + 3_600_000), featureMessage(uniqueName('bad'), [1, 0, 0, 1, 0, 0], Date.now() + 3_600_000)];
+    const bad = [
+      featureMessage(uniqueName('bad'), [1, 0, 0, 1, 0, 0], Date.now() + 3_600_000),
+      featureMessage(uniqueName('bad'), [1, 0, 0, 1, 0, 0], Date.now() + 3_600_000),
+    ];
     await produce(kafka, topics.features, [...second.map((r) => featureMessage(r.id, r.features)), ...bad]);
     await untilFigure(page, 'fused.total', 50);
     await untilFigure(page, 'deadLetters:INVALID_TIMESTAMP', bad.length * MODELS.length);
@@ -150,10 +198,14 @@ function requests(prefix: string, n: number) {
 }
 
 async function sendLabels(kafka: Kafka, topic: string, rows: readonly { id: string; label: string }[]): Promise<void> {
-  await produce(kafka, topic, rows.map((r) => {
-    const label: Label = { requestId: r.id, label: r.label, value: null, observedAtMs: Date.now() };
-    return { key: r.id, value: codecs.label.encode(label), headers: codecs.label.headers };
-  }));
+  await produce(
+    kafka,
+    topic,
+    rows.map((r) => {
+      const label: Label = { requestId: r.id, label: r.label, value: null, observedAtMs: Date.now() };
+      return { key: r.id, value: codecs.label.encode(label), headers: codecs.label.headers };
+    }),
+  );
 }
 
 async function figure(page: Page, name: string): Promise<number | null> {

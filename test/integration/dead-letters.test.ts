@@ -49,7 +49,13 @@ describe('bad input goes to the dead-letter topic, with its reason, and costs no
     ];
     // Good predictions before, between and after the bad ones: every good request must be fused.
     const good = (r: string) => MODELS.map((m) => predictionMessage(r, m, OK));
-    await produce(kafka, topics.predictions, [...good('good-1'), ...bad.slice(0, 5).map((b) => b.message), ...good('good-2'), ...bad.slice(5).map((b) => b.message), ...good('good-3')]);
+    await produce(kafka, topics.predictions, [
+      ...good('good-1'),
+      ...bad.slice(0, 5).map((b) => b.message),
+      ...good('good-2'),
+      ...bad.slice(5).map((b) => b.message),
+      ...good('good-3'),
+    ]);
 
     await eventually(() => dead.received.length >= bad.length && fused.received.length >= 3, 'dead letters and fused results');
     // Nothing more can come: the aggregator consumed every prediction, both readers are at the end.
@@ -91,7 +97,15 @@ describe('bad input goes to the dead-letter topic, with its reason, and costs no
       { code: 'SCHEMA_MISMATCH', message: predictionMessage('bad-2', 'm1', OK) },
       { code: 'WRONG_FEATURE_COUNT', message: featureMessage('bad-3', [0.1, 0.2]) },
       { code: 'INVALID_VALUE', message: featureMessage('bad-4', [0.1, Number.NaN, 0.2]) },
-      { code: 'OVERSIZED', message: featureMessage('bad-5', Array.from({ length: 3 }, () => 0.3), Date.now(), null) },
+      {
+        code: 'OVERSIZED',
+        message: featureMessage(
+          'bad-5',
+          Array.from({ length: 3 }, () => 0.3),
+          Date.now(),
+          null,
+        ),
+      },
     ];
     (bad[4] as (typeof bad)[number]).message.value = Buffer.concat([(bad[4] as (typeof bad)[number]).message.value as Buffer, Buffer.alloc(600)]);
     await produce(kafka, topics.features, [featureMessage('good-1', OK), ...bad.map((b) => b.message), featureMessage('good-2', OK)]);

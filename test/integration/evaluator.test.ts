@@ -167,20 +167,34 @@ function offline(requests: readonly ScriptedRequest[]): Map<string, Expected> {
       rows.map((r) => r.truth),
       rows.map((r) => r.probabilities),
     );
-    return { labelled: rows.length, accuracy: m.accuracy, macroPrecision: m.macroPrecision, macroRecall: m.macroRecall, macroF1: m.macroF1, logLoss: m.logLoss, brier: m.brier };
+    return {
+      labelled: rows.length,
+      accuracy: m.accuracy,
+      macroPrecision: m.macroPrecision,
+      macroRecall: m.macroRecall,
+      macroF1: m.macroF1,
+      logLoss: m.logLoss,
+      brier: m.brier,
+    };
   };
   for (const model of MODELS) {
     const rows = requests.flatMap((r) =>
-      r.predictions.filter((p) => r.labelled && p.modelId === model && p.status === 'OK').map((p) => ({ truth: r.truth, probabilities: p.probabilities ?? [] })),
+      r.predictions
+        .filter((p) => r.labelled && p.modelId === model && p.status === 'OK')
+        .map((p) => ({ truth: r.truth, probabilities: p.probabilities ?? [] })),
     );
     out.set(model, {
       ...figures(rows),
       latencies: requests.flatMap((r) => r.predictions.filter((p) => p.modelId === model).map((p) => p.latencyMs)),
-      late: requests.filter((r) => r.fused.missing.some((m) => m.modelId === model && m.reason === 'DEADLINE') && r.predictions.some((p) => p.modelId === model)).length,
+      late: requests.filter(
+        (r) => r.fused.missing.some((m) => m.modelId === model && m.reason === 'DEADLINE') && r.predictions.some((p) => p.modelId === model),
+      ).length,
       partial: requests.filter((r) => r.fused.missing.some((m) => m.modelId === model)).length,
     });
   }
-  const fusedRows = requests.filter((r) => r.labelled && r.fused.probabilities !== null).map((r) => ({ truth: r.truth, probabilities: r.fused.probabilities ?? [] }));
+  const fusedRows = requests
+    .filter((r) => r.labelled && r.fused.probabilities !== null)
+    .map((r) => ({ truth: r.truth, probabilities: r.fused.probabilities ?? [] }));
   out.set('ensemble', {
     ...figures(fusedRows),
     latencies: requests.map((r) => r.fused.fusedAtMs - r.createdAtMs),
@@ -362,10 +376,11 @@ describe('the evaluator on real Kafka and Redis', () => {
   }
 
   const statsOf = (evaluators: readonly Evaluator[]) => () =>
-    evaluators.reduce(
-      (s, e) => ({ predictions: s.predictions + e.stats.predictions, fused: s.fused + e.stats.fused, labels: s.labels + e.stats.labels }),
-      { predictions: 0, fused: 0, labels: 0 },
-    );
+    evaluators.reduce((s, e) => ({ predictions: s.predictions + e.stats.predictions, fused: s.fused + e.stats.fused, labels: s.labels + e.stats.labels }), {
+      predictions: 0,
+      fused: 0,
+      labels: 0,
+    });
 
   it('publishes on Kafka and on /metrics the figures an offline computation gives over the same predictions', async () => {
     const h = await setUp();
@@ -376,9 +391,16 @@ describe('the evaluator on real Kafka and Redis', () => {
       await playBothOrders(h, requests, statsOf([evaluator]));
       const expected = offline(requests);
 
-      const snapshot = await waitFor(() => snapshots.received.map((s) => s.value).find((s) => complete(s, expected)), 'a complete snapshot on the metrics topic');
+      const snapshot = await waitFor(
+        () => snapshots.received.map((s) => s.value).find((s) => complete(s, expected)),
+        'a complete snapshot on the metrics topic',
+      );
       expect(snapshot.window).toBe('count:1000');
-      for (const subject of [...MODELS, 'ensemble']) expectEntry(snapshot.entries.find((e) => e.subject === subject), expected.get(subject));
+      for (const subject of [...MODELS, 'ensemble'])
+        expectEntry(
+          snapshot.entries.find((e) => e.subject === subject),
+          expected.get(subject),
+        );
       // Learned from the same labels, the sharper model already weighs more.
       const weight = (s: string) => snapshot.entries.find((e) => e.subject === s)?.weight ?? Number.NaN;
       expect(weight(SHARP) + weight(BLUNT)).toBeCloseTo(1, 12);
@@ -406,7 +428,10 @@ describe('the evaluator on real Kafka and Redis', () => {
       const fusedTotal = (status: string) => sampleOf(exposed, 'ensemble_stream_fused_total', { status }) ?? 0;
       const statuses = requests.map((r) => r.fused.status);
       for (const status of ['COMPLETE', 'PARTIAL', 'INSUFFICIENT']) expect(fusedTotal(status)).toBe(statuses.filter((s) => s === status).length);
-      expect(sampleOf(exposed, 'ensemble_stream_join_completeness_ratio', {})).toBeCloseTo(statuses.filter((s) => s === 'COMPLETE').length / requests.length, 12);
+      expect(sampleOf(exposed, 'ensemble_stream_join_completeness_ratio', {})).toBeCloseTo(
+        statuses.filter((s) => s === 'COMPLETE').length / requests.length,
+        12,
+      );
       expect(sampleOf(exposed, 'ensemble_stream_partial_ratio', {})).toBeCloseTo(statuses.filter((s) => s === 'PARTIAL').length / requests.length, 12);
 
       // Request state and event buckets expire; nothing was scored twice although labels and answers crossed.
@@ -414,7 +439,9 @@ describe('the evaluator on real Kafka and Redis', () => {
       expect(await redis.pttl(h.keys.evaluatorRequest('req-1'))).toBeGreaterThan(0);
       const eventWindow = readEvaluatorSettings(MODELS, { ES_EVAL_EVENT_WINDOW_MS: '3600000' }).eventWindow;
       const second = requests[1];
-      expect(await redis.pttl(h.keys.evaluatorEventBucket(h.keys.evaluatorShard(second?.id ?? ''), eventWindow.bucketOf(second?.fused.fusedAtMs ?? 0)))).toBeGreaterThan(0);
+      expect(
+        await redis.pttl(h.keys.evaluatorEventBucket(h.keys.evaluatorShard(second?.id ?? ''), eventWindow.bucketOf(second?.fused.fusedAtMs ?? 0))),
+      ).toBeGreaterThan(0);
       expect(await redis.pttl(h.keys.evaluatorScored('ensemble', 'req-1'))).toBeGreaterThan(0);
       expect(evaluator.stats.scored).toBe([...expected.values()].reduce((s, e) => s + e.labelled, 0));
     } finally {
@@ -432,7 +459,10 @@ describe('the evaluator on real Kafka and Redis', () => {
       await playBothOrders(h, before, statsOf([first]));
       const expectedBefore = offline(before);
       const early = await waitFor(() => snapshots.received.map((s) => s.value).find((s) => complete(s, expectedBefore)), 'the first instance to finish');
-      expectEntry(early.entries.find((e) => e.subject === SHARP), expectedBefore.get(SHARP));
+      expectEntry(
+        early.entries.find((e) => e.subject === SHARP),
+        expectedBefore.get(SHARP),
+      );
       await h.stop(first);
 
       // Two new instances in the same group and namespace: the state is Redis', not theirs.
@@ -446,7 +476,11 @@ describe('the evaluator on real Kafka and Redis', () => {
           () => snapshots.received.map((s) => s.value).find((s) => s.source === source && complete(s, expected)),
           `a complete snapshot from ${source}`,
         );
-        for (const subject of [...MODELS, 'ensemble']) expectEntry(snapshot.entries.find((e) => e.subject === subject), expected.get(subject));
+        for (const subject of [...MODELS, 'ensemble'])
+          expectEntry(
+            snapshot.entries.find((e) => e.subject === subject),
+            expected.get(subject),
+          );
       }
       const totals = await metricsText(a);
       expect(sampleOf(totals, 'ensemble_stream_labelled_total', { subject: SHARP })).toBe(expected.get(SHARP)?.labelled);
@@ -457,7 +491,13 @@ describe('the evaluator on real Kafka and Redis', () => {
 
   it('moves the learned weights toward a model that becomes better and away from one that degrades', async () => {
     const h = await setUp();
-    const evaluator = await h.start({ ES_WEIGHT_HALF_LIFE: '15', ES_WEIGHT_ETA: '2', ES_WEIGHT_MIN: '0.05', ES_WEIGHT_MAX: '0.95', ES_EVAL_WINDOW: 'count:40' });
+    const evaluator = await h.start({
+      ES_WEIGHT_HALF_LIFE: '15',
+      ES_WEIGHT_ETA: '2',
+      ES_WEIGHT_MIN: '0.05',
+      ES_WEIGHT_MAX: '0.95',
+      ES_EVAL_WINDOW: 'count:40',
+    });
     const reader = new LearnedWeights(h.redis(), h.keys, MODELS);
     expect(await reader.current()).toEqual({ [SHARP]: 0.5, [BLUNT]: 0.5 });
     expect(await reader.bestModel()).toBeUndefined();
@@ -522,7 +562,11 @@ describe('the evaluator on real Kafka and Redis', () => {
     const deadLetters = await tail(kafka, h.topics.deadLetters, (v, headers) => codecs.deadLetter.decode(v, headers as never));
     try {
       await produce(h.kafka, h.topics.labels, [
-        { key: 'cw-0', value: codecs.label.encode({ requestId: 'cw-0', label: 'zebra', value: null, observedAtMs: Date.now() }), headers: codecs.label.headers },
+        {
+          key: 'cw-0',
+          value: codecs.label.encode({ requestId: 'cw-0', label: 'zebra', value: null, observedAtMs: Date.now() }),
+          headers: codecs.label.headers,
+        },
       ]);
       const dead = await waitFor(() => deadLetters.received[0]?.value, 'the dead letter');
       expect(dead).toMatchObject({ sourceTopic: h.topics.labels, reasonCode: 'INVALID_VALUE', service: 'evaluator' });

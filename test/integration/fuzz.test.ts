@@ -49,7 +49,7 @@ class FuzzRunner implements ModelRunner {
 
 /** Zig-zag varint, as Avro writes longs. */
 function varint(n: bigint): Buffer {
-  let z = n >= 0n ? n << 1n : ((-n) << 1n) - 1n;
+  let z = n >= 0n ? n << 1n : (-n << 1n) - 1n;
   const bytes: number[] = [];
   do {
     let b = Number(z & 0x7fn);
@@ -95,10 +95,17 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
     const exits: string[] = [];
     const workers = [];
     for (const [i, id] of MODELS.entries()) {
-      workers.push(await pipeline.startWorker(new FuzzRunner(id, i), { limits: { maxMessageBytes: MAX_BYTES }, commitIntervalMs: 200, onFatal: (r) => exits.push(r) }));
+      workers.push(
+        await pipeline.startWorker(new FuzzRunner(id, i), { limits: { maxMessageBytes: MAX_BYTES }, commitIntervalMs: 200, onFatal: (r) => exits.push(r) }),
+      );
     }
     // Breakers kept shut: which model's breaker the unknown requests may open is not this test's question.
-    const config = classificationConfig(MODELS, { deadlineMs: 1500, maxMessageBytes: MAX_BYTES, stateTtlMs: STATE_TTL_MS, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 1_000_000 } });
+    const config = classificationConfig(MODELS, {
+      deadlineMs: 1500,
+      maxMessageBytes: MAX_BYTES,
+      stateTtlMs: STATE_TTL_MS,
+      breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 1_000_000 },
+    });
     const aggregator = await pipeline.startAggregatorWith(config, { onFatal: (r) => exits.push(r) });
     const fused = await tail<FusedPrediction>(kafka, topics.fused, (v, h) => codecs.fusedPrediction.decode(v, h as never));
     const dead = await tail<DeadLetter>(kafka, topics.deadLetters, (v, h) => codecs.deadLetter.decode(v, h as never));
@@ -116,8 +123,18 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
       return w.map((x) => x / sum);
     };
     const validFeatures = () => MODELS.flatMap(() => distribution());
-    const event = (requestId: string, overrides: Partial<FeatureEvent> = {}): FeatureEvent => ({ requestId, createdAtMs: now, features: validFeatures(), deadlineMs: null, ...overrides });
-    const featureMsg = (e: FeatureEvent, headers = codecs.featureEvent.headers, key: string | null = e.requestId): Message => ({ key, value: codecs.featureEvent.encode(e), headers });
+    const event = (requestId: string, overrides: Partial<FeatureEvent> = {}): FeatureEvent => ({
+      requestId,
+      createdAtMs: now,
+      features: validFeatures(),
+      deadlineMs: null,
+      ...overrides,
+    });
+    const featureMsg = (e: FeatureEvent, headers = codecs.featureEvent.headers, key: string | null = e.requestId): Message => ({
+      key,
+      value: codecs.featureEvent.encode(e),
+      headers,
+    });
     const prediction = (requestId: string, overrides: Partial<Prediction> = {}): Prediction => ({
       requestId,
       modelId: MODELS[Math.floor(random() * MODELS.length)] as string,
@@ -132,7 +149,11 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
       inferenceMicros: 5,
       ...overrides,
     });
-    const predictionMsg = (p: Prediction, headers = codecs.prediction.headers, key: string | null = p.requestId): Message => ({ key, value: codecs.prediction.encode(p), headers });
+    const predictionMsg = (p: Prediction, headers = codecs.prediction.headers, key: string | null = p.requestId): Message => ({
+      key,
+      value: codecs.prediction.encode(p),
+      headers,
+    });
     const truncated = (bytes: Buffer) => bytes.subarray(0, 1 + Math.floor(random() * (bytes.length - 1)));
     const huge = () => varint(2n ** 31n + BigInt(Math.floor(random() * 2 ** 40)));
     const otherHeaders = (headers: Readonly<Record<string, string>>, change: 'name' | 'version'): Record<string, string> =>
@@ -146,8 +167,14 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
 
     const featureKinds: Record<string, [Outcome, (id: string) => Message]> = {
       oversized: [{ deadLetter: 'OVERSIZED' }, (id) => featureMsg(event(id, { features: Array.from({ length: 600 }, () => random()) }))],
-      'huge-length-avro': [{ deadLetter: 'UNDECODABLE' }, (id) => ({ key: id, value: Buffer.concat([avroString(id), varint(BigInt(now)), huge()]), headers: codecs.featureEvent.headers })],
-      'truncated-avro': [{ deadLetter: 'UNDECODABLE' }, (id) => ({ key: id, value: truncated(codecs.featureEvent.encode(event(id))), headers: codecs.featureEvent.headers })],
+      'huge-length-avro': [
+        { deadLetter: 'UNDECODABLE' },
+        (id) => ({ key: id, value: Buffer.concat([avroString(id), varint(BigInt(now)), huge()]), headers: codecs.featureEvent.headers }),
+      ],
+      'truncated-avro': [
+        { deadLetter: 'UNDECODABLE' },
+        (id) => ({ key: id, value: truncated(codecs.featureEvent.encode(event(id))), headers: codecs.featureEvent.headers }),
+      ],
       'wrong-schema': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => predictionMsg(prediction(id))],
       'wrong-header-name': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => featureMsg(event(id), otherHeaders(codecs.featureEvent.headers, 'name'))],
       'wrong-header-version': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => featureMsg(event(id), otherHeaders(codecs.featureEvent.headers, 'version'))],
@@ -185,43 +212,82 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
     const target = () => targets.splice(Math.floor(random() * targets.length), 1)[0] as string;
     const wrongSecret = Buffer.from('not the aggregators secret at all');
     const predictionKinds: Record<string, [Outcome, (id: string) => { message: Message; id?: string }]> = {
-      oversized: [{ deadLetter: 'OVERSIZED' }, (id) => ({ message: predictionMsg(prediction(id, { status: 'ERROR', probabilities: null, error: 'x'.repeat(MAX_BYTES + 100) })) })],
-      'huge-length-avro': [{ deadLetter: 'UNDECODABLE' }, (id) => ({ message: { key: id, value: Buffer.concat([avroString(id), huge()]), headers: codecs.prediction.headers } })],
-      'truncated-avro': [{ deadLetter: 'UNDECODABLE' }, (id) => ({ message: { key: id, value: truncated(codecs.prediction.encode(prediction(id))), headers: codecs.prediction.headers } })],
+      oversized: [
+        { deadLetter: 'OVERSIZED' },
+        (id) => ({ message: predictionMsg(prediction(id, { status: 'ERROR', probabilities: null, error: 'x'.repeat(MAX_BYTES + 100) })) }),
+      ],
+      'huge-length-avro': [
+        { deadLetter: 'UNDECODABLE' },
+        (id) => ({ message: { key: id, value: Buffer.concat([avroString(id), huge()]), headers: codecs.prediction.headers } }),
+      ],
+      'truncated-avro': [
+        { deadLetter: 'UNDECODABLE' },
+        (id) => ({ message: { key: id, value: truncated(codecs.prediction.encode(prediction(id))), headers: codecs.prediction.headers } }),
+      ],
       'wrong-schema': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => ({ message: featureMsg(event(id)) })],
-      'wrong-header-name': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => ({ message: predictionMsg(prediction(id), otherHeaders(codecs.prediction.headers, 'name')) })],
-      'wrong-header-version': [{ deadLetter: 'SCHEMA_MISMATCH' }, (id) => ({ message: predictionMsg(prediction(id), otherHeaders(codecs.prediction.headers, 'version')) })],
+      'wrong-header-name': [
+        { deadLetter: 'SCHEMA_MISMATCH' },
+        (id) => ({ message: predictionMsg(prediction(id), otherHeaders(codecs.prediction.headers, 'name')) }),
+      ],
+      'wrong-header-version': [
+        { deadLetter: 'SCHEMA_MISMATCH' },
+        (id) => ({ message: predictionMsg(prediction(id), otherHeaders(codecs.prediction.headers, 'version')) }),
+      ],
       'empty-value': [{ deadLetter: 'UNDECODABLE' }, (id) => ({ message: { key: id, value: Buffer.alloc(0), headers: codecs.prediction.headers } })],
       'missing-key': [{ deadLetter: 'MISSING_KEY' }, (id) => ({ message: predictionMsg(prediction(id), codecs.prediction.headers, null) })],
       'key-mismatch': [{ deadLetter: 'KEY_MISMATCH' }, (id) => ({ message: predictionMsg(prediction(`not-${id}`), codecs.prediction.headers, id) })],
-      'negative-probabilities': [{ deadLetter: 'INVALID_PROBABILITIES' }, (id) => ({ message: predictionMsg(prediction(id, { probabilities: [-0.2, 0.7, 0.5] })) })],
-      'probabilities-not-summing': [{ deadLetter: 'INVALID_PROBABILITIES' }, (id) => ({ message: predictionMsg(prediction(id, { probabilities: [0.2, 0.2, 0.2] })) })],
-      'nan-probabilities': [{ deadLetter: 'INVALID_PROBABILITIES' }, (id) => ({ message: predictionMsg(prediction(id, { probabilities: [Number.NaN, 0.5, 0.5] })) })],
-      'inf-probabilities': [{ deadLetter: 'INVALID_PROBABILITIES' }, (id) => ({ message: predictionMsg(prediction(id, { probabilities: [Number.POSITIVE_INFINITY, 0, 0] })) })],
+      'negative-probabilities': [
+        { deadLetter: 'INVALID_PROBABILITIES' },
+        (id) => ({ message: predictionMsg(prediction(id, { probabilities: [-0.2, 0.7, 0.5] })) }),
+      ],
+      'probabilities-not-summing': [
+        { deadLetter: 'INVALID_PROBABILITIES' },
+        (id) => ({ message: predictionMsg(prediction(id, { probabilities: [0.2, 0.2, 0.2] })) }),
+      ],
+      'nan-probabilities': [
+        { deadLetter: 'INVALID_PROBABILITIES' },
+        (id) => ({ message: predictionMsg(prediction(id, { probabilities: [Number.NaN, 0.5, 0.5] })) }),
+      ],
+      'inf-probabilities': [
+        { deadLetter: 'INVALID_PROBABILITIES' },
+        (id) => ({ message: predictionMsg(prediction(id, { probabilities: [Number.POSITIVE_INFINITY, 0, 0] })) }),
+      ],
       'probabilities-wrong-length': [{ deadLetter: 'WRONG_CLASS_COUNT' }, (id) => ({ message: predictionMsg(prediction(id, { probabilities: [0.5, 0.5] })) })],
       'unknown-model': [{ deadLetter: 'UNKNOWN_MODEL' }, (id) => ({ message: predictionMsg(prediction(id, { modelId: 'intruder' })) })],
       'zero-createdAtMs': [{ deadLetter: 'INVALID_TIMESTAMP' }, (id) => ({ message: predictionMsg(prediction(id, { requestCreatedAtMs: 0 })) })],
       'deadline-beyond-state-ttl': [{ deadLetter: 'INVALID_DEADLINE' }, (id) => ({ message: predictionMsg(prediction(id, { deadlineMs: STATE_TTL_MS })) })],
       // Forged deadline records aim at valid requests: had they worked, those would expire early.
-      'forged-control-unsigned': [{ deadLetter: 'FORGED_CONTROL' }, () => {
-        const id = target();
-        return { id, message: { key: id, value: null, headers: { [HEADERS.control]: 'deadline' } } };
-      }],
-      'forged-control-wrong-secret': [{ deadLetter: 'FORGED_CONTROL' }, () => {
-        const id = target();
-        const { partition: _p, ...record } = deadlineRecord(id, 0, wrongSecret);
-        return { id, message: record };
-      }],
-      'forged-control-other-kind': [{ deadLetter: 'FORGED_CONTROL' }, () => {
-        const id = target();
-        return { id, message: { key: id, value: null, headers: { [HEADERS.control]: 'purge' } } };
-      }],
+      'forged-control-unsigned': [
+        { deadLetter: 'FORGED_CONTROL' },
+        () => {
+          const id = target();
+          return { id, message: { key: id, value: null, headers: { [HEADERS.control]: 'deadline' } } };
+        },
+      ],
+      'forged-control-wrong-secret': [
+        { deadLetter: 'FORGED_CONTROL' },
+        () => {
+          const id = target();
+          const { partition: _p, ...record } = deadlineRecord(id, 0, wrongSecret);
+          return { id, message: record };
+        },
+      ],
+      'forged-control-other-kind': [
+        { deadLetter: 'FORGED_CONTROL' },
+        () => {
+          const id = target();
+          return { id, message: { key: id, value: null, headers: { [HEADERS.control]: 'purge' } } };
+        },
+      ],
       'unknown-request': [{ resultOrDeadLetter: true }, (id) => ({ message: predictionMsg(prediction(id)) })],
       // A second copy of a model's answer to a valid request (its worker sends the other one).
-      duplicate: [{ fused: 'once' }, () => {
-        const id = target();
-        return { id, message: predictionMsg(prediction(id, { modelId: 'm2' })) };
-      }],
+      duplicate: [
+        { fused: 'once' },
+        () => {
+          const id = target();
+          return { id, message: predictionMsg(prediction(id, { modelId: 'm2' })) };
+        },
+      ],
     };
     for (const [name, [outcome, build]] of Object.entries(predictionKinds)) {
       const kind = `predictions: ${name}`;
@@ -238,15 +304,30 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
       [sent[i], sent[j]] = [sent[j] as Sent, sent[i] as Sent];
     }
     await Promise.all([
-      produce(kafka, topics.features, sent.filter((s) => s.topic === 'features').map((s) => s.message)),
-      produce(kafka, topics.predictions, sent.filter((s) => s.topic === 'predictions').map((s) => s.message)),
+      produce(
+        kafka,
+        topics.features,
+        sent.filter((s) => s.topic === 'features').map((s) => s.message),
+      ),
+      produce(
+        kafka,
+        topics.predictions,
+        sent.filter((s) => s.topic === 'predictions').map((s) => s.message),
+      ),
     ]);
 
     // Done when every consumer (services and readers) has committed up to its topics' end.
-    const expectedDeadLetters = sent.reduce((n, s) => n + ('deadLetter' in (expected.get(s.kind) as Outcome) ? (s.topic === 'features' ? MODELS.length : 1) : 0), 0);
+    const expectedDeadLetters = sent.reduce(
+      (n, s) => n + ('deadLetter' in (expected.get(s.kind) as Outcome) ? (s.topic === 'features' ? MODELS.length : 1) : 0),
+      0,
+    );
     const mustFuse = new Set(sent.filter((s) => 'fused' in (expected.get(s.kind) as Outcome)).map((s) => s.id as string));
     const fusedKeys = () => new Set(fused.received.map((f) => f.key));
-    await eventually(() => dead.received.length >= expectedDeadLetters && [...mustFuse].every((id) => fusedKeys().has(id)), 'every dead letter and result', 50_000);
+    await eventually(
+      () => dead.received.length >= expectedDeadLetters && [...mustFuse].every((id) => fusedKeys().has(id)),
+      'every dead letter and result',
+      50_000,
+    );
     const ghosts = sent.filter((s) => s.kind === 'predictions: unknown-request').map((s) => s.id as string);
     const settled = (id: string) => fused.received.some((f) => f.key === id) || dead.received.some((d) => d.key === id);
     await eventually(() => ghosts.every(settled), 'an outcome for every prediction of an unknown request', 20_000);
@@ -277,10 +358,12 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
     for (const { key, value } of answers.received) if (value?.modelVersion === VERSION) row(kindOf.get(key) ?? 'unexpected').answered++;
     for (const { key } of fused.received) row(kindOf.get(key) ?? 'unexpected').fused++;
     const order = (kind: string) => (kind === 'valid' ? 0 : kind.startsWith('features') ? 1 : 2);
-    const lines = [...rows].sort(([a], [b]) => order(a) - order(b) || a.localeCompare(b)).map(([kind, r]) => {
-      const reasons = [...r.dead].map(([code, n]) => `${code} ${n}`).join(', ') || '-';
-      return `| ${kind} | ${r.sent} | ${reasons} | ${r.answered} | ${r.fused} |`;
-    });
+    const lines = [...rows]
+      .sort(([a], [b]) => order(a) - order(b) || a.localeCompare(b))
+      .map(([kind, r]) => {
+        const reasons = [...r.dead].map(([code, n]) => `${code} ${n}`).join(', ') || '-';
+        return `| ${kind} | ${r.sent} | ${reasons} | ${r.answered} | ${r.fused} |`;
+      });
     console.log(
       [
         `fuzz run, seed ${SEED}: ${sent.length} messages (${sent.filter((s) => s.kind !== 'valid').length} bad, ${VALID} valid requests)`,
@@ -289,7 +372,10 @@ describe('fuzz: bad input of every kind mixed with valid requests', () => {
         '|---|---|---|---|---|',
         ...lines,
         `aggregator: fused ${aggregator.stats.fused} (complete ${aggregator.stats.complete}, partial ${aggregator.stats.partial}, insufficient ${aggregator.stats.insufficient}), duplicates ${aggregator.stats.duplicates}, late ${JSON.stringify(aggregator.stats.late)}, dead letters ${aggregator.stats.deadLetters}`,
-        ...workers.map((w, i) => `worker m${i + 1}: predictions ${w.stats.predictions}, errors ${w.stats.errors} (invalid outputs ${w.stats.invalidOutputs}), dead letters ${JSON.stringify(w.stats.deadLettersByReason)}`),
+        ...workers.map(
+          (w, i) =>
+            `worker m${i + 1}: predictions ${w.stats.predictions}, errors ${w.stats.errors} (invalid outputs ${w.stats.invalidOutputs}), dead letters ${JSON.stringify(w.stats.deadLettersByReason)}`,
+        ),
       ].join('\n'),
     );
 

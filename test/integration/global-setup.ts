@@ -54,7 +54,10 @@ function externalInfra(env: NodeJS.ProcessEnv): TestInfra | undefined {
   }
   return {
     mode: 'external',
-    kafkaBrokers: brokers.split(',').map((b) => b.trim()).filter((b) => b !== ''),
+    kafkaBrokers: brokers
+      .split(',')
+      .map((b) => b.trim())
+      .filter((b) => b !== ''),
     redisUrl,
     containers: [],
   };
@@ -64,8 +67,5 @@ function summary(infra: TestInfra, started: StartedInfra | undefined): string {
   const where = `kafka ${infra.kafkaBrokers.join(',')}, redis ${infra.redisUrl}`;
   if (!started) return `integration infra: external (${where})`;
   const images = infra.containers.map((c) => c.image).join(', ');
-  return (
-    `integration infra: containers (${where}; ${images}; ready in kafka ${started.startupMs.kafka} ms, ` +
-    `redis ${started.startupMs.redis} ms)`
-  );
+  return `integration infra: containers (${where}; ${images}; ready in kafka ${started.startupMs.kafka} ms, ` + `redis ${started.startupMs.redis} ms)`;
 }

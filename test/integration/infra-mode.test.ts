@@ -40,11 +40,14 @@ describe('integration infrastructure', () => {
     // the transaction markers, which also needs the transaction state log and the broker reaching itself.
     const value = randomUUID();
     const transactionalId = `infra-mode-${randomUUID()}`;
-    const received = await roundTrip(async (producer, topic) => {
-      const transaction = await producer.transaction();
-      await transaction.send({ topic, messages: [{ key: 'k', value }] });
-      await transaction.commit();
-    }, { transactionalId, idempotent: true, maxInFlightRequests: 1 });
+    const received = await roundTrip(
+      async (producer, topic) => {
+        const transaction = await producer.transaction();
+        await transaction.send({ topic, messages: [{ key: 'k', value }] });
+        await transaction.commit();
+      },
+      { transactionalId, idempotent: true, maxInFlightRequests: 1 },
+    );
     expect(received).toBe(value);
   });
 
@@ -65,10 +68,7 @@ describe('integration infrastructure', () => {
  * Creates a fresh topic, lets `send` produce one message to it, and returns the value a new
  * read_committed consumer group reads from it.
  */
-async function roundTrip(
-  send: (producer: Producer, topic: string) => Promise<void>,
-  producerConfig: ProducerConfig = {},
-): Promise<string> {
+async function roundTrip(send: (producer: Producer, topic: string) => Promise<void>, producerConfig: ProducerConfig = {}): Promise<string> {
   const kafka = new Kafka({ clientId: 'infra-mode-test', brokers: infra.kafkaBrokers, logLevel: logLevel.WARN });
   const topic = `infra-mode-${randomUUID()}`;
   const admin = kafka.admin();
@@ -133,7 +133,10 @@ async function expectTestContainerPorts(): Promise<void> {
 }
 
 function splitBrokers(list: string): string[] {
-  return list.split(',').map((b) => b.trim()).filter((b) => b !== '');
+  return list
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '');
 }
 
 function only<T>(items: T[]): T {

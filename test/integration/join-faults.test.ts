@@ -43,10 +43,21 @@ class DelayedRunner implements ModelRunner {
 }
 
 /** Sends `n` requests at about `perSecond`, ids `${prefix}-<i>`. */
-async function stream(kafka: ReturnType<typeof testKafka>, topic: string, prefix: string, n: number, perSecond: number, during?: (sent: number) => Promise<void>) {
+async function stream(
+  kafka: ReturnType<typeof testKafka>,
+  topic: string,
+  prefix: string,
+  n: number,
+  perSecond: number,
+  during?: (sent: number) => Promise<void>,
+) {
   const chunk = Math.max(1, Math.round(perSecond / 10));
   for (let i = 0; i < n; i += chunk) {
-    await produce(kafka, topic, Array.from({ length: Math.min(chunk, n - i) }, (_, j) => featureMessage(`${prefix}-${i + j}`, FEATURES)));
+    await produce(
+      kafka,
+      topic,
+      Array.from({ length: Math.min(chunk, n - i) }, (_, j) => featureMessage(`${prefix}-${i + j}`, FEATURES)),
+    );
     await during?.(i + chunk);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -72,7 +83,11 @@ describe('join semantics under faults', () => {
     await pipeline.startWorker(new SliceRunner('m2', 1, 3));
     // m3 stalls for 3.5 s per call while `stalled` (its own breaker's timeout is longer).
     await pipeline.startWorker(new DelayedRunner('m3', 2, () => (stalled ? 3500 : 0)), { breaker: { timeout: 30_000 } });
-    const config = classificationConfig(MODELS, { deadlineMs: 1000, quorum: 2, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 5, resetTimeout: 2000, warmupMs: 0 } });
+    const config = classificationConfig(MODELS, {
+      deadlineMs: 1000,
+      quorum: 2,
+      breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 5, resetTimeout: 2000, warmupMs: 0 },
+    });
     const aggregator = await pipeline.startAggregator(config);
     const fused = await tailFused(kafka, topics);
 
@@ -110,7 +125,8 @@ describe('join semantics under faults', () => {
     const startedAt = Date.now();
     // Every model takes 1.5 s per call for the first 2.5 s: the first requests all miss a 1 s deadline.
     const cold = () => (Date.now() - startedAt < 2500 ? 1500 : 0);
-    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new DelayedRunner(id, i, i === 2 ? () => cold() + 300 : cold), { breaker: { timeout: 30_000 } });
+    for (const [i, id] of MODELS.entries())
+      await pipeline.startWorker(new DelayedRunner(id, i, i === 2 ? () => cold() + 300 : cold), { breaker: { timeout: 30_000 } });
     const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, breaker: { ...BREAKER_DEFAULTS, volumeThreshold: 5 } }));
     const fused = await tailFused(kafka, topics);
     await stream(kafka, topics.features, 'warm', 300, 100);
@@ -168,7 +184,9 @@ describe('join semantics under faults', () => {
       MODELS.slice(0, i % 5 === 0 ? 2 : 3).map((m) => predictionMessage(id, m, p, { requestCreatedAtMs: createdAt + i, receivedAtMs: createdAt + i })),
     );
     await produce(kafka, topics.predictions, backlog);
-    const aggregator = await pipeline.startAggregator(classificationConfig(MODELS, { deadlineMs: 1000, stateTtlMs: 10_000, breaker: { ...BREAKER_DEFAULTS, warmupMs: 0 } }));
+    const aggregator = await pipeline.startAggregator(
+      classificationConfig(MODELS, { deadlineMs: 1000, stateTtlMs: 10_000, breaker: { ...BREAKER_DEFAULTS, warmupMs: 0 } }),
+    );
     const fused = await tailFused(kafka, topics);
     await eventually(() => countByKey(fused.received).size >= 500, '500 results', 60_000);
     await pipeline.drained(fused);

@@ -31,10 +31,18 @@ describe('join semantics under real traffic', () => {
     await pipeline.startWorker(new SliceRunner('m2', 1, 3));
     const deadlineMs = 1500;
     const aggregator = await pipeline.startAggregator(
-      classificationConfig(MODELS, { deadlineMs, breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 3000, rollingCountTimeout: 60_000, probeRequests: 1, warmupMs: 0 } }),
+      classificationConfig(MODELS, {
+        deadlineMs,
+        breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 3000, rollingCountTimeout: 60_000, probeRequests: 1, warmupMs: 0 },
+      }),
     );
     const fused = await tailFused(kafka, topics);
-    const send = (from: number, n: number) => produce(kafka, topics.features, Array.from({ length: n }, (_, i) => featureMessage(`req-${from + i}`, FEATURES)));
+    const send = (from: number, n: number) =>
+      produce(
+        kafka,
+        topics.features,
+        Array.from({ length: n }, (_, i) => featureMessage(`req-${from + i}`, FEATURES)),
+      );
 
     // 1. 'flaky' never answers: each request waits for the deadline; five misses open its breaker.
     await send(0, 5);
@@ -83,10 +91,18 @@ describe('join semantics under real traffic', () => {
     const p = [0.2, 0.3, 0.5];
     const requests = Array.from({ length: 20 }, (_, i) => `req-${i}`);
     // Each of m1, m2 delivered twice (a producer retry, a consumer replay); flaky not at all.
-    await produce(kafka, topics.predictions, requests.flatMap((r) => [predictionMessage(r, 'm1', p), predictionMessage(r, 'm2', p), predictionMessage(r, 'm1', p)]));
+    await produce(
+      kafka,
+      topics.predictions,
+      requests.flatMap((r) => [predictionMessage(r, 'm1', p), predictionMessage(r, 'm2', p), predictionMessage(r, 'm1', p)]),
+    );
     await eventually(() => fused.received.length >= requests.length, 'partial results at the deadline');
     // flaky answers after the deadline; m2 is delivered again after fusion.
-    await produce(kafka, topics.predictions, requests.flatMap((r) => [predictionMessage(r, 'flaky', p), predictionMessage(r, 'm2', p)]));
+    await produce(
+      kafka,
+      topics.predictions,
+      requests.flatMap((r) => [predictionMessage(r, 'flaky', p), predictionMessage(r, 'm2', p)]),
+    );
     await eventually(() => (aggregator.stats.late.flaky ?? 0) >= requests.length, 'late answers counted');
     await pipeline.drained(fused);
     await fused.stop();
@@ -110,11 +126,19 @@ describe('join semantics under real traffic', () => {
     await pipeline.startAggregator(config);
     const fused = await tailFused(kafka, topics);
     const total = 1200;
-    const firstHalf = produce(kafka, topics.features, Array.from({ length: total / 2 }, (_, i) => featureMessage(`req-${i}`, FEATURES)));
+    const firstHalf = produce(
+      kafka,
+      topics.features,
+      Array.from({ length: total / 2 }, (_, i) => featureMessage(`req-${i}`, FEATURES)),
+    );
     await eventually(() => fused.received.length >= 100, 'the first results');
     await first.stop(); // its partitions move to the other instance mid-stream
     await firstHalf;
-    await produce(kafka, topics.features, Array.from({ length: total / 2 }, (_, i) => featureMessage(`req-${total / 2 + i}`, FEATURES)));
+    await produce(
+      kafka,
+      topics.features,
+      Array.from({ length: total / 2 }, (_, i) => featureMessage(`req-${total / 2 + i}`, FEATURES)),
+    );
     await eventually(() => fused.received.length >= total, `${total} results`, 90_000);
     await pipeline.drained(fused);
     await fused.stop();

@@ -10,8 +10,24 @@ const TTL = 60_000;
 
 const OPTIONS = { stateTtlMs: TTL, fusedMemoryMs: 3_600_000, quorum: 1 };
 
-function prediction(requestId: string, modelId: string, offset: number, deadlineAtMs = Date.now() + 10_000, ok = true, requestCreatedAtMs = Date.now()): JoinEntry {
-  return { kind: 'prediction', requestId, modelId, offset: String(offset), requestCreatedAtMs, deadlineAtMs, ok, payload: Buffer.from(`${modelId}:${requestId}\u0000\u00ff`, 'latin1') };
+function prediction(
+  requestId: string,
+  modelId: string,
+  offset: number,
+  deadlineAtMs = Date.now() + 10_000,
+  ok = true,
+  requestCreatedAtMs = Date.now(),
+): JoinEntry {
+  return {
+    kind: 'prediction',
+    requestId,
+    modelId,
+    offset: String(offset),
+    requestCreatedAtMs,
+    deadlineAtMs,
+    ok,
+    payload: Buffer.from(`${modelId}:${requestId}\u0000\u00ff`, 'latin1'),
+  };
 }
 
 /** Joins with every model in `waitFor` awaited and no probes; returns the outcomes. */
@@ -96,7 +112,16 @@ describe('join scripts on real Redis', () => {
     expect(expired[0]).toMatchObject({ kind: 'fuse', why: 'deadline' });
     expect([...(expired[0] as Extract<JoinOutcome, { kind: 'fuse' }>).predictions.keys()]).toEqual(['m1']);
     // A second claim's record, and records for unknown requests, are ignored.
-    const repeat = await join(store, 1, [{ kind: 'deadline', requestId: 'late-req', offset: '4' }, { kind: 'deadline', requestId: 'nope', offset: '5' }], MODELS, now);
+    const repeat = await join(
+      store,
+      1,
+      [
+        { kind: 'deadline', requestId: 'late-req', offset: '4' },
+        { kind: 'deadline', requestId: 'nope', offset: '5' },
+      ],
+      MODELS,
+      now,
+    );
     expect(repeat.map((o) => o.kind)).toEqual(['ignored', 'ignored']);
     expect(await store.claimDue(1, now + 60_000, 5000, 100)).toEqual({ due: ['on-time'], nextAtMs: now + 65_000 });
     expect(await redis.zrange(keys.deadlines(1), 0, -1)).toEqual(['on-time']);
@@ -175,11 +200,33 @@ describe('join scripts on real Redis', () => {
   it('refuses to join a partition whose state was lost, until it is restored', async () => {
     await fresh();
     await redis.del(keys.epoch(1));
-    await expect(store.joinBatch(1, [prediction('r1', 'm1', 1)], { waitFor: MODELS, probe: [], probeBudget: 0 }, Date.now())).rejects.toBeInstanceOf(StateLostError);
+    await expect(store.joinBatch(1, [prediction('r1', 'm1', 1)], { waitFor: MODELS, probe: [], probeBudget: 0 }, Date.now())).rejects.toBeInstanceOf(
+      StateLostError,
+    );
     expect(await redis.exists(keys.request(1, 'r1'))).toBe(0);
     const now = Date.now();
-    await store.restore(1, { fused: [{ requestId: 'done-before', requestCreatedAtMs: now }], open: [{ requestId: 'r0', requestCreatedAtMs: now, deadlineAtMs: now + 5000, predictions: [{ modelId: 'm1', ok: true, payload: Buffer.from('x') }] }] }, true, now - 60_000, now);
-    const out = await join(store, 1, [prediction('r0', 'm2', 5), prediction('r0', 'm3', 6), prediction('done-before', 'm1', 7), prediction('ancient', 'm1', 8, now + 1000, true, now - 120_000)], MODELS, now);
+    await store.restore(
+      1,
+      {
+        fused: [{ requestId: 'done-before', requestCreatedAtMs: now }],
+        open: [{ requestId: 'r0', requestCreatedAtMs: now, deadlineAtMs: now + 5000, predictions: [{ modelId: 'm1', ok: true, payload: Buffer.from('x') }] }],
+      },
+      true,
+      now - 60_000,
+      now,
+    );
+    const out = await join(
+      store,
+      1,
+      [
+        prediction('r0', 'm2', 5),
+        prediction('r0', 'm3', 6),
+        prediction('done-before', 'm1', 7),
+        prediction('ancient', 'm1', 8, now + 1000, true, now - 120_000),
+      ],
+      MODELS,
+      now,
+    );
     expect(out.map((o) => o.kind)).toEqual(['pending', 'fuse', 'late', 'expired']);
   });
 

@@ -47,7 +47,11 @@ describe('the Kafka client on a real broker', () => {
     const first = await pipeline.startWorker(new SliceRunner('m1', 0, 3), { groupId, commitIntervalMs: 60_000 });
     const predictions = await tail(kafka, topics.predictions, (v, h) => codecs.prediction.decode(v, h as never));
     const requests = 200;
-    await produce(kafka, topics.features, Array.from({ length: requests }, (_, i) => featureMessage(`r${i}`, [0.2, 0.3, 0.5])));
+    await produce(
+      kafka,
+      topics.features,
+      Array.from({ length: requests }, (_, i) => featureMessage(`r${i}`, [0.2, 0.3, 0.5])),
+    );
     await eventually(() => predictions.received.length >= requests, `${requests} predictions`);
     await first.stop();
     pipeline.workers.length = 0;

@@ -1,7 +1,18 @@
 import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FusedPrediction } from '../../services/shared/records.js';
-import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, SliceRunner, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  countByKey,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  SliceRunner,
+  tailFused,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 
 /** A random distribution over `n` classes. */
 function distribution(n: number): number[] {
@@ -50,7 +61,9 @@ describe('the pipeline on real Kafka and Redis', () => {
       expect(value.strategy).toBe('soft-voting');
       expect(value.contributors.map((c) => c.modelId).sort()).toEqual(models);
       expect(value.missing).toEqual([]);
-      value.probabilities?.forEach((p, c) => { expect(p).toBeCloseTo(expected[c] as number, 12); });
+      value.probabilities?.forEach((p, c) => {
+        expect(p).toBeCloseTo(expected[c] as number, 12);
+      });
       expect(value.label).toBe(['a', 'b', 'c'][expected.indexOf(Math.max(...expected))]);
     }
   });
@@ -67,7 +80,11 @@ describe('the pipeline on real Kafka and Redis', () => {
     const fused = await tailFused(kafka, topics);
 
     const requests = 40;
-    await produce(kafka, topics.features, Array.from({ length: requests }, (_, r) => featureMessage(`req-${r}`, [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0, 0, 1])));
+    await produce(
+      kafka,
+      topics.features,
+      Array.from({ length: requests }, (_, r) => featureMessage(`req-${r}`, [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0, 0, 1])),
+    );
     await eventually(() => fused.received.length >= requests, `${requests} partial results`);
     await pipeline.drained(fused);
     await fused.stop();

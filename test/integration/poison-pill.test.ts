@@ -58,7 +58,10 @@ describe('poison pills: one message never stops a partition', () => {
   it('a feature event of about 1 MB is dead-lettered (quoted in part) by every worker, and the next 30 requests are answered', async () => {
     const { kafka, topics, fused, dead, readers } = await start();
     // 130,000 features: 1,040,000 bytes of Avro, under the topic's 1 MiB, far over the workers' 64 KiB.
-    const big = featureMessage('big-1', Array.from({ length: 130_000 }, () => 0.5));
+    const big = featureMessage(
+      'big-1',
+      Array.from({ length: 130_000 }, () => 0.5),
+    );
     expect((big.value as Buffer).length).toBeGreaterThan(1_000_000);
     await produce(kafka, topics.features, [big, ...idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES))]);
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 2, '30 results and two dead letters');
@@ -79,7 +82,11 @@ describe('poison pills: one message never stops a partition', () => {
     const big = predictionMessage('big-1', 'm1', null, { status: 'ERROR', error: 'x'.repeat(1_048_300) });
     expect((big.value as Buffer).length).toBeGreaterThan(1_048_300);
     await produce(kafka, topics.predictions, [big]);
-    await produce(kafka, topics.features, idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)));
+    await produce(
+      kafka,
+      topics.features,
+      idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)),
+    );
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 1, '30 results and a dead letter');
     await untilConsumed(kafka, readers);
     expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(idsAfter(30, 'next')));
@@ -90,7 +97,11 @@ describe('poison pills: one message never stops a partition', () => {
     const { kafka, topics, fused, dead, readers } = await start();
     await produce(kafka, topics.features, [{ key: 'array-huge', value: HUGE_ARRAY, headers: codecs.featureEvent.headers }]);
     await produce(kafka, topics.predictions, [{ key: 'array-huge', value: HUGE_ARRAY, headers: codecs.prediction.headers }]);
-    await produce(kafka, topics.features, idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)));
+    await produce(
+      kafka,
+      topics.features,
+      idsAfter(30, 'next').map((id) => featureMessage(id, FEATURES)),
+    );
     await eventually(() => fused.received.length >= 30 && dead.received.length >= 3, '30 results and three dead letters');
     await untilConsumed(kafka, readers);
     expect(new Set(fused.received.map((f) => f.key))).toEqual(new Set(idsAfter(30, 'next')));
@@ -123,7 +134,12 @@ describe('poison pills: one message never stops a partition', () => {
     const dead = await tail<DeadLetter>(kafka, topics.deadLetters, decodeDeadLetter);
     const good = (id: string) => MODELS.map((m) => predictionMessage(id, m, [0.2, 0.3, 0.5]));
     const closing = predictionMessage('poison-1', 'm2', [0.4, 0.4, 0.2]);
-    await produce(kafka, topics.predictions, [...good('before'), predictionMessage('poison-1', 'm1', [0.2, 0.3, 0.5]), closing, ...idsAfter(30, 'next').flatMap(good)]);
+    await produce(kafka, topics.predictions, [
+      ...good('before'),
+      predictionMessage('poison-1', 'm1', [0.2, 0.3, 0.5]),
+      closing,
+      ...idsAfter(30, 'next').flatMap(good),
+    ]);
 
     await eventually(() => fused.received.length >= 31 && dead.received.length >= 1, 'every other result and a dead letter', 30_000);
     await untilConsumed(kafka, [{ groupId: `${topics.predictions}-aggregator`, topic: topics.predictions }]);

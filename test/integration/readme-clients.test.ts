@@ -50,7 +50,13 @@ describe("the README's Python clients", () => {
     const models = manifest.models.filter((m) => m.family === 'logistic-regression' || m.family === 'random-forest');
     for (const m of models) await pipeline.startWorker(await BuiltinRunner.load(m.artifactPath));
     await pipeline.startAggregator(
-      validateAggregatorConfig({ task: 'classification', classes: manifest.classes, strategy: 'soft-voting', models: models.map((m) => ({ id: m.modelId })), deadlineMs: 60_000 }),
+      validateAggregatorConfig({
+        task: 'classification',
+        classes: manifest.classes,
+        strategy: 'soft-voting',
+        models: models.map((m) => ({ id: m.modelId })),
+        deadlineMs: 60_000,
+      }),
     );
 
     const env = { ...process.env, ...topicsToEnv(topics), KAFKA_BROKERS: testInfra().kafkaBrokers.join(',') };

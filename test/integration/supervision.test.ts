@@ -24,18 +24,24 @@ function service(body: string, env: NodeJS.ProcessEnv = {}) {
 
 describe('supervision of a service process', () => {
   it('exits non-zero, with the reason, on an unhandled rejection', async () => {
-    const s = service(`await runUntilSignal('probe', logger, async () => { setTimeout(() => Promise.reject(new Error('lost the plot')), 50); }, async () => {}, readSupervision());`);
+    const s = service(
+      `await runUntilSignal('probe', logger, async () => { setTimeout(() => Promise.reject(new Error('lost the plot')), 50); }, async () => {}, readSupervision());`,
+    );
     expect(await s.exited).toBe(1);
     expect(s.log()).toMatch(/"msg":"probe: unhandled promise rejection".*"error":"lost the plot"/);
   });
 
   it('drains on SIGTERM and exits 0; a drain that overruns its bound exits 1', async () => {
-    const quick = service(`await runUntilSignal('probe', logger, async () => { logger.info('up'); }, async () => { await new Promise((r) => setTimeout(r, 200)); logger.info('drained'); }, readSupervision());`);
+    const quick = service(
+      `await runUntilSignal('probe', logger, async () => { logger.info('up'); }, async () => { await new Promise((r) => setTimeout(r, 200)); logger.info('drained'); }, readSupervision());`,
+    );
     await eventually(() => quick.log().includes('"msg":"up"'), 'start', 10_000);
     quick.child.kill('SIGTERM');
     expect(await quick.exited).toBe(0);
     expect(quick.log()).toContain('"msg":"drained"');
-    const stuck = service(`await runUntilSignal('probe', logger, async () => { logger.info('up'); }, () => new Promise(() => {}), readSupervision());`, { ES_SHUTDOWN_TIMEOUT_MS: '300' });
+    const stuck = service(`await runUntilSignal('probe', logger, async () => { logger.info('up'); }, () => new Promise(() => {}), readSupervision());`, {
+      ES_SHUTDOWN_TIMEOUT_MS: '300',
+    });
     await eventually(() => stuck.log().includes('"msg":"up"'), 'start', 10_000);
     stuck.child.kill('SIGTERM');
     expect(await stuck.exited).toBe(1);
@@ -43,7 +49,10 @@ describe('supervision of a service process', () => {
   });
 
   it('answers /healthz, and /readyz only once started', async () => {
-    const s = service(`await runUntilSignal('probe', logger, () => new Promise((r) => process.once('SIGUSR2', r)), async () => {}, readSupervision());`, { ES_HEALTH_PORT: '0', ES_HEALTH_HOST: '127.0.0.1' });
+    const s = service(`await runUntilSignal('probe', logger, () => new Promise((r) => process.once('SIGUSR2', r)), async () => {}, readSupervision());`, {
+      ES_HEALTH_PORT: '0',
+      ES_HEALTH_HOST: '127.0.0.1',
+    });
     try {
       await eventually(() => /health endpoints.*"url":"http:\/\/127\.0\.0\.1:\d+"/.test(s.log()), 'the health server', 10_000);
       const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(s.log())?.[1] as string;

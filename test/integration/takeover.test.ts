@@ -10,7 +10,19 @@ import { repoRoot } from '../../services/shared/repo-root.js';
 import { topicsToEnv } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
-import { classificationConfig, countByKey, createTestTopics, eventually, featureMessage, produce, SliceRunner, tail, tailFused, TestPipeline, testKafka } from '../support/pipeline.js';
+import {
+  classificationConfig,
+  countByKey,
+  createTestTopics,
+  eventually,
+  featureMessage,
+  produce,
+  SliceRunner,
+  tail,
+  tailFused,
+  TestPipeline,
+  testKafka,
+} from '../support/pipeline.js';
 
 const CLI = join(repoRoot(), 'dist', 'services', 'cli', 'main.js');
 const FEATURES = [0.2, 0.3, 0.5, 0.6, 0.3, 0.1, 0.1, 0.1, 0.8];
@@ -40,7 +52,7 @@ describe('takeover', () => {
     pipeline = undefined;
   });
 
-  it('moves a SIGKILLed aggregator\'s or worker\'s partitions within seconds, a SIGTERMed one\'s at once, fusing every request once', async () => {
+  it("moves a SIGKILLed aggregator's or worker's partitions within seconds, a SIGTERMed one's at once, fusing every request once", async () => {
     expect(existsSync(CLI), `${CLI} is missing: build first (npm test does)`).toBe(true);
     const kafka = testKafka();
     const topics = await createTestTopics(kafka);
@@ -72,7 +84,9 @@ describe('takeover', () => {
     };
 
     const fused = await tailFused(kafka, topics);
-    const predictions = await tail<Prediction>(kafka, topics.predictions, (v, h) => (v === null ? (null as unknown as Prediction) : codecs.prediction.decode(v, h as never)));
+    const predictions = await tail<Prediction>(kafka, topics.predictions, (v, h) =>
+      v === null ? (null as unknown as Prediction) : codecs.prediction.decode(v, h as never),
+    );
     const a = aggregator();
     let b = aggregator();
     const workers = models.map(worker);
@@ -80,7 +94,11 @@ describe('takeover', () => {
     let producing = true;
     const producer = (async () => {
       while (producing) {
-        await produce(kafka, topics.features, Array.from({ length: 10 }, (_, i) => featureMessage(`req-${sent + i}`, FEATURES)));
+        await produce(
+          kafka,
+          topics.features,
+          Array.from({ length: 10 }, (_, i) => featureMessage(`req-${sent + i}`, FEATURES)),
+        );
         sent += 10;
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -106,8 +124,13 @@ describe('takeover', () => {
     await kill(workers[0] as ChildProcess, 'SIGKILL');
     const restartedAt = Date.now();
     worker(model);
-    await eventually(() => predictions.received.some((p) => p.value?.modelId === model && p.value.receivedAtMs > restartedAt), 'the restarted worker answering', 60_000);
-    const workerBack = (predictions.received.find((p) => p.value?.modelId === model && p.value.receivedAtMs > restartedAt)?.receivedAtMs ?? Infinity) - restartedAt;
+    await eventually(
+      () => predictions.received.some((p) => p.value?.modelId === model && p.value.receivedAtMs > restartedAt),
+      'the restarted worker answering',
+      60_000,
+    );
+    const workerBack =
+      (predictions.received.find((p) => p.value?.modelId === model && p.value.receivedAtMs > restartedAt)?.receivedAtMs ?? Infinity) - restartedAt;
 
     producing = false;
     await producer;
@@ -140,7 +163,11 @@ describe('takeover', () => {
     const total = 2000;
     const producing = (async () => {
       for (let i = 0; i < total; i += 50) {
-        await produce(kafka, topics.features, Array.from({ length: 50 }, (_, j) => featureMessage(`req-${i + j}`, FEATURES)));
+        await produce(
+          kafka,
+          topics.features,
+          Array.from({ length: 50 }, (_, j) => featureMessage(`req-${i + j}`, FEATURES)),
+        );
         await new Promise((r) => setTimeout(r, 50));
       }
     })();

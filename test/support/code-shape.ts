@@ -56,7 +56,10 @@ export function importViolations(files: readonly SourceFile[]): ImportViolation[
       }
       const targetFolder = target.split('/')[0] as string;
       if (allowed === 'any' || allowed.includes(targetFolder)) continue;
-      const reason = targetFolder in LIBRARIES || folder in LIBRARIES ? `${folder} may import only ${allowed.join(', ')}` : `service ${folder} imports service ${targetFolder}`;
+      const reason =
+        targetFolder in LIBRARIES || folder in LIBRARIES
+          ? `${folder} may import only ${allowed.join(', ')}`
+          : `service ${folder} imports service ${targetFolder}`;
       violations.push({ file: file.path, imports: spec, reason });
     }
   }

@@ -5,14 +5,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import {
-  GenericContainer,
-  ImageName,
-  Wait,
-  getContainerRuntimeClient,
-  type ContainerRuntimeClient,
-  type StartedTestContainer,
-} from 'testcontainers';
+import { GenericContainer, ImageName, Wait, getContainerRuntimeClient, type ContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 
 const VERSIONS_FILE = new URL('../../infra/versions.env', import.meta.url);
 const KAFKA_PORT = 9092;
@@ -88,10 +81,7 @@ export async function startInfraContainers(): Promise<StartedInfra> {
   const client = await runtimeClient();
   const images = resolveImages();
   const run = randomUUID();
-  const [kafka, redis] = await Promise.allSettled([
-    timed(() => startKafka(client, images.kafka, run)),
-    timed(() => startRedis(client, images.redis, run)),
-  ]);
+  const [kafka, redis] = await Promise.allSettled([timed(() => startKafka(client, images.kafka, run)), timed(() => startRedis(client, images.redis, run))]);
   if (kafka.status === 'rejected' || redis.status === 'rejected') {
     // Without Ryuk nothing else would remove a container whose wait strategy failed.
     await removeContainers(client, [`${RUN_LABEL}=${run}`]);
@@ -171,9 +161,7 @@ function kafkaEnvironment(host: string, hostPort: number): Record<string, string
     KAFKA_PROCESS_ROLES: 'broker,controller',
     // HOST serves the test process through the published port and advertises that port; the broker
     // reaches itself (transaction markers, for one) on INTERNAL, whose address is valid inside.
-    KAFKA_LISTENERS:
-      `HOST://0.0.0.0:${KAFKA_PORT},INTERNAL://localhost:${KAFKA_INTERNAL_PORT},` +
-      `CONTROLLER://localhost:${KAFKA_CONTROLLER_PORT}`,
+    KAFKA_LISTENERS: `HOST://0.0.0.0:${KAFKA_PORT},INTERNAL://localhost:${KAFKA_INTERNAL_PORT},` + `CONTROLLER://localhost:${KAFKA_CONTROLLER_PORT}`,
     KAFKA_ADVERTISED_LISTENERS: `HOST://${host}:${hostPort},INTERNAL://localhost:${KAFKA_INTERNAL_PORT}`,
     KAFKA_LISTENER_SECURITY_PROTOCOL_MAP: 'HOST:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT',
     KAFKA_INTER_BROKER_LISTENER_NAME: 'INTERNAL',
@@ -218,12 +206,7 @@ async function startRedis(client: ContainerRuntimeClient, image: string, run: st
 }
 
 /** Explains the usual cause here: no registry, so an image that was not built locally cannot be had. */
-async function startError(
-  client: ContainerRuntimeClient,
-  service: string,
-  image: string,
-  cause: unknown,
-): Promise<ContainerStartError> {
+async function startError(client: ContainerRuntimeClient, service: string, image: string, cause: unknown): Promise<ContainerStartError> {
   const present = await client.image.exists(ImageName.fromString(image)).catch(() => false);
   const hint = present
     ? ''
@@ -257,9 +240,7 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, () => {
       const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port assigned')),
-      );
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port assigned'))));
     });
   });
 }

@@ -85,7 +85,14 @@ export class TestPipeline {
   ) {}
 
   async startWorker(runner: ModelRunner, options: Partial<WorkerOptions> = {}): Promise<ModelWorker> {
-    const worker = new ModelWorker({ kafka: this.kafka, topics: this.topics, runner, logger: quietLogger, groupId: `${this.topics.features}-${runner.modelId}`, ...options });
+    const worker = new ModelWorker({
+      kafka: this.kafka,
+      topics: this.topics,
+      runner,
+      logger: quietLogger,
+      groupId: `${this.topics.features}-${runner.modelId}`,
+      ...options,
+    });
     await worker.start();
     this.workers.push(worker);
     return worker;
@@ -178,13 +185,23 @@ export async function tail<T>(kafka: Kafka, topic: string, decode: (value: Buffe
     // reader's committed offset reaches the topic's end (see support/consumed.ts).
     eachBatch: async ({ batch }) => {
       for (const message of batch.messages) {
-        received.push({ key: message.key?.toString() ?? '', value: decode(message.value, message.headers), receivedAtMs: Date.now(), partition: batch.partition, offset: message.offset });
+        received.push({
+          key: message.key?.toString() ?? '',
+          value: decode(message.value, message.headers),
+          receivedAtMs: Date.now(),
+          partition: batch.partition,
+          offset: message.offset,
+        });
       }
     },
   });
   const caughtUp = async (timeoutMs = 60_000) => {
     const ends = await endOffsets(kafka, topic);
-    await eventually(() => [...ends].every(([p, end]) => end === 0n || (positions.get(p) ?? 0n) >= end), `the reader of ${topic} at its end offsets`, timeoutMs);
+    await eventually(
+      () => [...ends].every(([p, end]) => end === 0n || (positions.get(p) ?? 0n) >= end),
+      `the reader of ${topic} at its end offsets`,
+      timeoutMs,
+    );
   };
   return { received, groupId, topic, caughtUp, stop: () => consumer.disconnect() };
 }

@@ -59,7 +59,11 @@ export async function readToEnd<T>(
         records.push({ key: message.key?.toString() ?? '', partition, value: decode(message.value, message.headers) });
       },
     });
-    await until(async () => [...ends].every(([partition, end]) => end === 0n || (reached.get(partition) ?? 0n) >= end), `a reader to reach the end of ${topic}`, timeoutMs);
+    await until(
+      async () => [...ends].every(([partition, end]) => end === 0n || (reached.get(partition) ?? 0n) >= end),
+      `a reader to reach the end of ${topic}`,
+      timeoutMs,
+    );
   } finally {
     await consumer.disconnect();
   }

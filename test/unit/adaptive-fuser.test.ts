@@ -16,13 +16,27 @@ function source(weights: Record<string, number>, best: string | undefined) {
 
 describe('adaptive fusion', () => {
   it('weighs every model the same until the first refresh', () => {
-    const fuser = new AdaptiveFuser({ strategy: 'learned-weights', task: 'classification', classes: ['x', 'y'], models: MODELS, source: source({}, undefined), logger });
+    const fuser = new AdaptiveFuser({
+      strategy: 'learned-weights',
+      task: 'classification',
+      classes: ['x', 'y'],
+      models: MODELS,
+      source: source({}, undefined),
+      logger,
+    });
     // (0.9 + 0.2 + 0.5) / 3
     expect(fuser.fuse(outputs).probabilities?.[0]).toBeCloseTo(1.6 / 3, 12);
   });
 
   it('applies the learned weights once refreshed', async () => {
-    const fuser = new AdaptiveFuser({ strategy: 'learned-weights', task: 'classification', classes: ['x', 'y'], models: MODELS, source: source({ a: 0.1, b: 0.7, c: 0.2 }, 'b'), logger });
+    const fuser = new AdaptiveFuser({
+      strategy: 'learned-weights',
+      task: 'classification',
+      classes: ['x', 'y'],
+      models: MODELS,
+      source: source({ a: 0.1, b: 0.7, c: 0.2 }, 'b'),
+      logger,
+    });
     await fuser.refresh();
     // 0.1*0.9 + 0.7*0.2 + 0.2*0.5 = 0.33
     expect(fuser.fuse(outputs).probabilities?.[0]).toBeCloseTo(0.33, 12);
@@ -31,7 +45,14 @@ describe('adaptive fusion', () => {
   });
 
   it('routes to the best model, and to the next by weight when the best is missing', async () => {
-    const fuser = new AdaptiveFuser({ strategy: 'best-model', task: 'classification', classes: ['x', 'y'], models: MODELS, source: source({ a: 0.5, b: 0.2, c: 0.3 }, 'b'), logger });
+    const fuser = new AdaptiveFuser({
+      strategy: 'best-model',
+      task: 'classification',
+      classes: ['x', 'y'],
+      models: MODELS,
+      source: source({ a: 0.5, b: 0.2, c: 0.3 }, 'b'),
+      logger,
+    });
     await fuser.refresh();
     expect(fuser.fuse(outputs)).toMatchObject({ label: 'y', probabilities: [0.2, 0.8], weightsUsed: { b: 1 } });
     // Without b: a has the higher learned weight of the rest.

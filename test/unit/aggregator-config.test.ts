@@ -12,7 +12,10 @@ const valid = {
 describe('aggregator config', () => {
   it('fills in the defaults of a minimal valid config', () => {
     const config = validateAggregatorConfig(valid);
-    expect(config.models).toEqual([{ id: 'm1', weight: 2 }, { id: 'm2', weight: 1 }]);
+    expect(config.models).toEqual([
+      { id: 'm1', weight: 2 },
+      { id: 'm2', weight: 1 },
+    ]);
     expect(config).toMatchObject({ deadlineMs: 2000, quorum: 1, stateTtlMs: 600_000, maxMessageBytes: 65_536 });
     expect(config.breaker).toMatchObject({ errorThresholdPercentage: 50, volumeThreshold: 10, rollingCountTimeout: 3000, probeRequests: 3, warmupMs: 10_000 });
     expect(config).toMatchObject({ fusedMemoryMs: 3_600_000, restoreHorizonMs: 120_000, delivery: 'exactly-once' });

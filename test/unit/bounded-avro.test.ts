@@ -38,7 +38,17 @@ const samples = {
     fusedAtMs: 2,
   },
   label: { requestId: 'r-1', label: 'a', value: null, observedAtMs: 1 },
-  deadLetter: { sourceTopic: 't', sourcePartition: 0, sourceOffset: '1', key: Buffer.from('k'), value: Buffer.from('v'), reasonCode: 'X', reason: 'y', service: 'z', failedAtMs: 1 },
+  deadLetter: {
+    sourceTopic: 't',
+    sourcePartition: 0,
+    sourceOffset: '1',
+    key: Buffer.from('k'),
+    value: Buffer.from('v'),
+    reasonCode: 'X',
+    reason: 'y',
+    service: 'z',
+    failedAtMs: 1,
+  },
 } as const;
 
 describe('bounded Avro decoding', () => {
@@ -70,8 +80,12 @@ describe('bounded Avro decoding', () => {
   it('holds collections and values to the configured ceilings', () => {
     const bytes = codecs.featureEvent.encode({ requestId: 'r', createdAtMs: 1, features: [1, 2, 3, 4], deadlineMs: null });
     expect(codecs.featureEvent.decode(bytes, codecs.featureEvent.headers).features).toHaveLength(4);
-    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 3, maxValueBytes: 100 })).message).toMatch(/limit of 3/);
-    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 10, maxValueBytes: 0 })).message).toMatch(/limit of 0/);
+    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 3, maxValueBytes: 100 })).message).toMatch(
+      /limit of 3/,
+    );
+    expect(invalidMessage(() => codecs.featureEvent.decode(bytes, codecs.featureEvent.headers, { maxCollectionItems: 10, maxValueBytes: 0 })).message).toMatch(
+      /limit of 0/,
+    );
   });
 
   it('refuses enum and union indexes out of range and varints that never end', () => {

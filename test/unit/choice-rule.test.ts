@@ -21,7 +21,18 @@ function candidate(
   } as unknown as FusionCandidate;
 }
 
-const around = (mean: number, spread: number) => [mean - spread, mean + spread, mean, mean - spread, mean + spread, mean, mean - spread, mean + spread, mean, mean];
+const around = (mean: number, spread: number) => [
+  mean - spread,
+  mean + spread,
+  mean,
+  mean - spread,
+  mean + spread,
+  mean,
+  mean - spread,
+  mean + spread,
+  mean,
+  mean,
+];
 
 describe('choice rule', () => {
   it('orders complexity: single < equal weights < fitted weights < stacking', () => {

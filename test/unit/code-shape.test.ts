@@ -32,6 +32,8 @@ describe('import boundaries', () => {
   });
 });
 
+const MAX_FUNCTION_LINES = 60;
+
 describe('function length', () => {
   it('measures a function from its first line to its last', () => {
     const lengths = functionLengths({ path: 'x.ts', text: 'function f() {\n  return 1;\n}\nclass C {\n  m(): void {}\n}\n' });
@@ -39,6 +41,11 @@ describe('function length', () => {
       ['f', 3],
       ['m', 1],
     ]);
+  });
+
+  it(`keeps every function in services/ under ${MAX_FUNCTION_LINES} lines, as formatted`, () => {
+    const long = services.flatMap(functionLengths).filter((f) => f.lines >= MAX_FUNCTION_LINES);
+    expect(long.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines} lines)`)).toEqual([]);
   });
 });
 

@@ -39,7 +39,20 @@ describe('Avro codecs', () => {
       [codecs.prediction, prediction],
       [codecs.fusedPrediction, fused],
       [codecs.label, { requestId: 'r-1', label: 'B', value: null, observedAtMs: 3 }],
-      [codecs.deadLetter, { sourceTopic: 't', sourcePartition: 2, sourceOffset: '9007199254740993', key: Buffer.from('k'), value: Buffer.from([0, 255]), reasonCode: 'UNDECODABLE', reason: 'x', service: 'aggregator', failedAtMs: 4 }],
+      [
+        codecs.deadLetter,
+        {
+          sourceTopic: 't',
+          sourcePartition: 2,
+          sourceOffset: '9007199254740993',
+          key: Buffer.from('k'),
+          value: Buffer.from([0, 255]),
+          reasonCode: 'UNDECODABLE',
+          reason: 'x',
+          service: 'aggregator',
+          failedAtMs: 4,
+        },
+      ],
     ] as const;
     for (const [codec, record] of cases) {
       const bytes = (codec as typeof codecs.prediction).encode(record as never);

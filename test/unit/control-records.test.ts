@@ -10,7 +10,11 @@ import { HEADERS } from '../../services/shared/topics.js';
 const SECRET = Buffer.from('a secret the aggregators share');
 
 /** A produced record as a consumer sees it: Buffers for key and headers. */
-function received(record: { key?: unknown; headers?: Record<string, unknown> }, overrides: Record<string, string | undefined> = {}, key?: string | null): KafkaMessage {
+function received(
+  record: { key?: unknown; headers?: Record<string, unknown> },
+  overrides: Record<string, string | undefined> = {},
+  key?: string | null,
+): KafkaMessage {
   const headers: Record<string, Buffer> = {};
   for (const [name, value] of Object.entries({ ...record.headers, ...overrides })) if (value !== undefined) headers[name] = Buffer.from(String(value));
   const k = key === undefined ? String(record.key) : key;

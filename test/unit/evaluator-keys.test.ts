@@ -20,7 +20,12 @@ describe("the evaluator's Redis keys", () => {
     expect(hashTag(keys.evaluatorTotals(shard))).toBe(tag);
     const subject = hashTag(keys.evaluatorSubjectPrefix('knn'));
     expect(subject).toBe('eval:s:knn');
-    for (const key of [keys.evaluatorSubjectState('knn'), keys.evaluatorWindowBucket('knn', 3), keys.evaluatorWindowIndex('knn'), keys.evaluatorScored('knn', 'req-42')]) {
+    for (const key of [
+      keys.evaluatorSubjectState('knn'),
+      keys.evaluatorWindowBucket('knn', 3),
+      keys.evaluatorWindowIndex('knn'),
+      keys.evaluatorScored('knn', 'req-42'),
+    ]) {
       expect(hashTag(key)).toBe(subject);
     }
   });

@@ -27,10 +27,7 @@ const spec = (raw: Record<string, unknown>): FuserSpec => raw as unknown as Fuse
 
 describe('FusionError', () => {
   it('is a non-retriable EnsembleError', () => {
-    const error = expectFusionError(
-      () => createFuser({ task: 'regression', strategy: 'median' }).fuse([]),
-      'NO_OUTPUTS',
-    );
+    const error = expectFusionError(() => createFuser({ task: 'regression', strategy: 'median' }).fuse([]), 'NO_OUTPUTS');
     expect(error).toBeInstanceOf(EnsembleError);
     expect(error.retriable).toBe(false);
     expect(error.name).toBe('FusionError');
@@ -40,8 +37,16 @@ describe('FusionError', () => {
 describe('invalid fuser specs', () => {
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['an unknown task', { task: 'ranking', strategy: 'median' }, /task must be one of classification, regression/],
-    ['a strategy of the other task', { task: 'classification', strategy: 'median', classes: ABC }, /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, stacking for classification, got median/],
-    ['a voting strategy for regression', { task: 'regression', strategy: 'hard-voting' }, /must be one of weighted-average, weighted-sum, median for regression/],
+    [
+      'a strategy of the other task',
+      { task: 'classification', strategy: 'median', classes: ABC },
+      /must be one of weighted-average, weighted-sum, hard-voting, soft-voting, stacking for classification, got median/,
+    ],
+    [
+      'a voting strategy for regression',
+      { task: 'regression', strategy: 'hard-voting' },
+      /must be one of weighted-average, weighted-sum, median for regression/,
+    ],
     ['classification without classes', { task: 'classification', strategy: 'hard-voting' }, /at least two class labels/],
     ['a single class', { task: 'classification', strategy: 'hard-voting', classes: ['a'] }, /at least two class labels/],
     ['a duplicate class', { task: 'classification', strategy: 'hard-voting', classes: ['a', 'b', 'a'] }, /"a" is listed twice/],
@@ -97,22 +102,16 @@ describe('invalid requests', () => {
     expectFusionError(() => classifier.fuse([ok('m1'), ok('m2'), ok('m1')]), 'DUPLICATE_MODEL', 'm1');
   });
 
-  it.each(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting'] as const)(
-    'rejects %s when the present models weigh 0 in total',
-    (strategy) => {
-      const fuser = createFuser({ task: 'classification', strategy, classes: ABC, weights: { m1: 0, m2: 0, m3: 1 } });
-      const error = expectFusionError(() => fuser.fuse([ok('m1'), ok('m2')]), 'INVALID_WEIGHTS');
-      expect(error.message).toContain('(m1, m2) sum to 0');
-    },
-  );
+  it.each(['weighted-average', 'weighted-sum', 'hard-voting', 'soft-voting'] as const)('rejects %s when the present models weigh 0 in total', (strategy) => {
+    const fuser = createFuser({ task: 'classification', strategy, classes: ABC, weights: { m1: 0, m2: 0, m3: 1 } });
+    const error = expectFusionError(() => fuser.fuse([ok('m1'), ok('m2')]), 'INVALID_WEIGHTS');
+    expect(error.message).toContain('(m1, m2) sum to 0');
+  });
 
-  it.each(['weighted-average', 'weighted-sum'] as const)(
-    'rejects regression %s when the present models weigh 0 in total',
-    (strategy) => {
-      const fuser = createFuser({ task: 'regression', strategy, weights: { m1: 0, m2: 1 } });
-      expectFusionError(() => fuser.fuse([{ modelId: 'm1', value: 3 }]), 'INVALID_WEIGHTS');
-    },
-  );
+  it.each(['weighted-average', 'weighted-sum'] as const)('rejects regression %s when the present models weigh 0 in total', (strategy) => {
+    const fuser = createFuser({ task: 'regression', strategy, weights: { m1: 0, m2: 1 } });
+    expectFusionError(() => fuser.fuse([{ modelId: 'm1', value: 3 }]), 'INVALID_WEIGHTS');
+  });
 
   it('lets median fuse models that weigh 0, as it ignores weights', () => {
     const fuser = createFuser({ task: 'regression', strategy: 'median', weights: { m1: 0, m2: 1 } });
@@ -167,7 +166,14 @@ describe('invalid requests', () => {
   it('rejects a weighted sum that leaves the double range', () => {
     const fuser = createFuser({ task: 'regression', strategy: 'weighted-sum', weights: { m1: 1e10, m2: 1 } });
     // 1e300 * 1e10 = 1e310 > Number.MAX_VALUE (~1.8e308)
-    const error = expectFusionError(() => fuser.fuse([{ modelId: 'm1', value: 1e300 }, { modelId: 'm2', value: 1 }]), 'NON_FINITE_RESULT');
+    const error = expectFusionError(
+      () =>
+        fuser.fuse([
+          { modelId: 'm1', value: 1e300 },
+          { modelId: 'm2', value: 1 },
+        ]),
+      'NON_FINITE_RESULT',
+    );
     expect(error.message).toContain('weighted-sum');
   });
 

@@ -7,7 +7,9 @@ const ABC = ['a', 'b', 'c'] as const;
 function expectCloseAll(actual: readonly number[] | undefined, expected: readonly number[]): void {
   expect(actual).toBeDefined();
   expect(actual).toHaveLength(expected.length);
-  expected.forEach((e, i) => { expect(actual?.[i]).toBeCloseTo(e, 12); });
+  expected.forEach((e, i) => {
+    expect(actual?.[i]).toBeCloseTo(e, 12);
+  });
 }
 
 function expectWeights(actual: Record<string, number>, expected: Record<string, number>): void {
@@ -126,7 +128,9 @@ describe('classification: weighted-average', () => {
     ]);
     // (0.5 + 0.7) / 2, (0.25 + 0.2) / 2, (0.25 + 0.1) / 2, up to float32 rounding (~1e-8)
     const expected = [0.6, 0.225, 0.175];
-    expected.forEach((e, i) => { expect(r.probabilities?.[i]).toBeCloseTo(e, 7); });
+    expected.forEach((e, i) => {
+      expect(r.probabilities?.[i]).toBeCloseTo(e, 7);
+    });
     expect(r.label).toBe('a');
   });
 });
@@ -328,11 +332,7 @@ describe('regression', () => {
   });
 
   it('weighted-sum: compensates cancellation between large signed terms', () => {
-    const r = createFuser({ task: 'regression', strategy: 'weighted-sum' }).fuse([
-      v('m1', 1e16),
-      v('m2', 1),
-      v('m3', -1e16),
-    ]);
+    const r = createFuser({ task: 'regression', strategy: 'weighted-sum' }).fuse([v('m1', 1e16), v('m2', 1), v('m3', -1e16)]);
     // Left to right in doubles, 1e16 + 1 rounds back to 1e16 and the sum collapses to 0.
     expect(r.value).toBe(1);
   });
@@ -344,12 +344,7 @@ describe('regression', () => {
   });
 
   it('median: the mean of the two middle values of an even count', () => {
-    const r = createFuser({ task: 'regression', strategy: 'median' }).fuse([
-      v('m1', 4),
-      v('m2', 1),
-      v('m3', 10),
-      v('m4', 3),
-    ]);
+    const r = createFuser({ task: 'regression', strategy: 'median' }).fuse([v('m1', 4), v('m2', 1), v('m3', 10), v('m4', 3)]);
     expect(r.value).toBe(3.5); // sorted 1, 3, 4, 10 -> (3 + 4) / 2
     expect(r.weightsUsed).toEqual({ m1: 0.25, m2: 0.25, m3: 0.25, m4: 0.25 });
   });
@@ -372,7 +367,14 @@ describe('fusion mechanics', () => {
     // Summed left to right, a third of (0.1, 0.1, 0.4) is 0.2 in one order and 0.19999999999999998 in another.
     const outputs = [p('m1', 0.1, 0.9), p('m2', 0.1, 0.9), p('m3', 0.4, 0.6)];
     const fuser = createFuser({ task: 'classification', strategy: 'weighted-average', classes: ['x', 'y'] });
-    const orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    const orders = [
+      [0, 1, 2],
+      [0, 2, 1],
+      [1, 0, 2],
+      [1, 2, 0],
+      [2, 0, 1],
+      [2, 1, 0],
+    ];
     const results = orders.map((order) => fuser.fuse(order.map((i) => outputs[i] as ModelOutput)));
     for (const r of results) expect(r).toEqual(results[0]);
     expect(results[0]?.probabilities?.[0]).toBeCloseTo(0.2, 15); // (0.1 + 0.1 + 0.4) / 3
@@ -398,10 +400,7 @@ describe('fusion mechanics', () => {
 
   it('handles model ids that collide with Object.prototype', () => {
     const weights = JSON.parse('{"__proto__": 1, "constructor": 3}') as Record<string, number>;
-    const r = createFuser({ task: 'regression', strategy: 'weighted-average', weights }).fuse([
-      v('__proto__', 4),
-      v('constructor', 8),
-    ]);
+    const r = createFuser({ task: 'regression', strategy: 'weighted-average', weights }).fuse([v('__proto__', 4), v('constructor', 8)]);
     expect(r.value).toBe(7); // (4*1 + 8*3) / 4
     expect(Object.keys(r.weightsUsed).sort()).toEqual(['__proto__', 'constructor']);
     const used = new Map(Object.entries(r.weightsUsed));

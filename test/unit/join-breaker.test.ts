@@ -4,7 +4,15 @@ import { BREAKER_DEFAULTS } from '../../services/core/ensemble-config.js';
 import { type ClosedRequest, ModelHealth, verdicts } from '../../services/aggregator/model-health.js';
 import { createLogger } from '../../services/shared/log.js';
 
-const OPTIONS = { ...BREAKER_DEFAULTS, volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 1000, rollingCountTimeout: 3000, probeRequests: 2, warmupMs: 0 };
+const OPTIONS = {
+  ...BREAKER_DEFAULTS,
+  volumeThreshold: 4,
+  errorThresholdPercentage: 50,
+  resetTimeout: 1000,
+  rollingCountTimeout: 3000,
+  probeRequests: 2,
+  warmupMs: 0,
+};
 const quiet = createLogger('test', 'silent');
 
 function breaker() {
@@ -83,12 +91,31 @@ describe('what a closed request says about each model', () => {
   const models = ['a', 'b', 'c'];
 
   it('an answer is a success, an error or abstention a failure, a missed deadline a failure', () => {
-    const v = verdicts(models, closed({ answered: new Map([['a', 'OK'], ['b', 'ERROR']]) }), 0);
+    const v = verdicts(
+      models,
+      closed({
+        answered: new Map([
+          ['a', 'OK'],
+          ['b', 'ERROR'],
+        ]),
+      }),
+      0,
+    );
     expect(Object.fromEntries(v)).toEqual({ a: 'success', b: 'failure', c: 'failure' });
   });
 
   it('a model nobody waited for learns nothing from not answering', () => {
-    const v = verdicts(models, closed({ awaited: new Set(['a', 'b']), answered: new Map([['a', 'OK'], ['b', 'OK']]) }), 0);
+    const v = verdicts(
+      models,
+      closed({
+        awaited: new Set(['a', 'b']),
+        answered: new Map([
+          ['a', 'OK'],
+          ['b', 'OK'],
+        ]),
+      }),
+      0,
+    );
     expect(v.get('c')).toBe('none');
   });
 
@@ -120,14 +147,31 @@ describe('model health', () => {
     expect(health.plan(1200)).toEqual({ waitFor: ['a'], probe: ['b'], probeBudget: 2 });
     health.probesStarted(['b'], 2);
     expect(health.plan(1201)).toEqual({ waitFor: ['a'], probe: [], probeBudget: 0 });
-    health.record(closed({ awaited: new Set(['a', 'b']), probes: new Set(['b']), answered: new Map([['a', 'OK'], ['b', 'OK']]) }), 1300);
+    health.record(
+      closed({
+        awaited: new Set(['a', 'b']),
+        probes: new Set(['b']),
+        answered: new Map([
+          ['a', 'OK'],
+          ['b', 'OK'],
+        ]),
+      }),
+      1300,
+    );
     expect(health.state('b', 1300)).toBe('closed');
     expect(health.transitions.b).toEqual({ open: 1, 'half-open': 1, closed: 1 });
   });
 
   it('a warm-up trips no breaker even when every request misses models', () => {
     const health = new ModelHealth(['a', 'b', 'c'], { ...OPTIONS, warmupMs: 10_000 }, quiet, 0);
-    const slowC = (createdAt: number) => closed({ requestCreatedAtMs: createdAt, answered: new Map([['a', 'OK'], ['b', 'OK']]) });
+    const slowC = (createdAt: number) =>
+      closed({
+        requestCreatedAtMs: createdAt,
+        answered: new Map([
+          ['a', 'OK'],
+          ['b', 'OK'],
+        ]),
+      });
     for (let t = 0; t < 50; t++) health.record(slowC(t * 100), t * 100 + 1500);
     expect(['a', 'b', 'c'].map((m) => health.state(m, 6000))).toEqual(['closed', 'closed', 'closed']);
     // The same misses after the warm-up open c's breaker.

@@ -39,7 +39,14 @@ function prediction(requestId: string, modelId: string, offset: number, over: Pa
     inferenceMicros: 1,
     ...over,
   };
-  return { key: Buffer.from(requestId), value: codecs.prediction.encode(p), headers: codecs.prediction.headers, offset: String(offset), timestamp: '0', attributes: 0 } as KafkaMessage;
+  return {
+    key: Buffer.from(requestId),
+    value: codecs.prediction.encode(p),
+    headers: codecs.prediction.headers,
+    offset: String(offset),
+    timestamp: '0',
+    attributes: 0,
+  } as KafkaMessage;
 }
 
 function deadline(requestId: string, offset: number, secret = SECRET): KafkaMessage {
@@ -49,14 +56,30 @@ function deadline(requestId: string, offset: number, secret = SECRET): KafkaMess
 }
 
 function fuse(why: 'all' | 'deadline', awaited: string[], stored: KafkaMessage[], fusedAtMs = 7000): JoinOutcome {
-  return { kind: 'fuse', why, awaited: new Set(awaited), probes: new Set(), fusedAtMs, predictions: new Map(stored.map((m) => [codecs.prediction.decode(m.value).modelId, m.value as Buffer])) };
+  return {
+    kind: 'fuse',
+    why,
+    awaited: new Set(awaited),
+    probes: new Set(),
+    fusedAtMs,
+    predictions: new Map(stored.map((m) => [codecs.prediction.decode(m.value).modelId, m.value as Buffer])),
+  };
 }
 
 describe('join planner', () => {
   it('turns messages into join entries, deadline records and rejections', () => {
     const bad = { ...prediction('r2', 'zz', 3) };
     const forged = deadline('r1', 4, Buffer.from('another secret of enough bytes'));
-    const admitted = admit({ topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1, { status: 'ERROR', probabilities: null, error: 'boom' }), deadline('r1', 2), bad, forged] }, ingress, config.deadlineMs, SECRET);
+    const admitted = admit(
+      {
+        topic: 'p',
+        partition: 0,
+        messages: [prediction('r1', 'a', 1, { status: 'ERROR', probabilities: null, error: 'boom' }), deadline('r1', 2), bad, forged],
+      },
+      ingress,
+      config.deadlineMs,
+      SECRET,
+    );
     expect(admitted.entries).toMatchObject([
       { kind: 'prediction', requestId: 'r1', modelId: 'a', offset: '1', requestCreatedAtMs: 5000, deadlineAtMs: 6000, ok: false },
       { kind: 'deadline', requestId: 'r1', offset: '2' },
@@ -79,7 +102,14 @@ describe('join planner', () => {
     const open = settle(admitted, [{ kind: 'pending' }, fuse('all', ['a', 'b'], [a, b], 6500), { kind: 'ignored' }], fusion);
     expect(open.fused[0]?.missing).toEqual([{ modelId: 'c', reason: 'CIRCUIT_OPEN', detail: null }]);
     // What the breakers learn: who answered, who was awaited.
-    expect(settled.closed[0]).toMatchObject({ requestCreatedAtMs: 5000, awaited: new Set(['a', 'c']), answered: new Map([['a', 'OK'], ['b', 'OK']]) });
+    expect(settled.closed[0]).toMatchObject({
+      requestCreatedAtMs: 5000,
+      awaited: new Set(['a', 'c']),
+      answered: new Map([
+        ['a', 'OK'],
+        ['b', 'OK'],
+      ]),
+    });
   });
 
   it('an INSUFFICIENT result still names the models that answered, and the ones that failed', () => {
@@ -97,7 +127,12 @@ describe('join planner', () => {
   });
 
   it('counts late and duplicate answers, and dead-letters answers older than the fused memory', () => {
-    const admitted = admit({ topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1), prediction('r1', 'b', 2), prediction('old', 'a', 3, { requestCreatedAtMs: 1 })] }, ingress, config.deadlineMs, SECRET);
+    const admitted = admit(
+      { topic: 'p', partition: 0, messages: [prediction('r1', 'a', 1), prediction('r1', 'b', 2), prediction('old', 'a', 3, { requestCreatedAtMs: 1 })] },
+      ingress,
+      config.deadlineMs,
+      SECRET,
+    );
     const settled = settle(admitted, [{ kind: 'late' }, { kind: 'duplicate' }, { kind: 'expired' }], fusion);
     expect(settled).toMatchObject({ fused: [], late: ['a'], duplicates: 1 });
     expect(settled.rejected.map((r) => [r.message.offset, r.error.code])).toEqual([['3', 'EXPIRED']]);

@@ -27,7 +27,11 @@ describe('k-d tree neighbour search', () => {
     const letter = await loadDataset('letter');
     const split = stratifiedSplit(letter.y, createRng(42));
     const trainX = split.train.map((i) => letter.X[i]!);
-    const knn = fitKnn(trainX, split.train.map((i) => letter.y[i]!), letter.classes.length);
+    const knn = fitKnn(
+      trainX,
+      split.train.map((i) => letter.y[i]!),
+      letter.classes.length,
+    );
     const params = knn.toJSON();
     const standardiser = new Standardiser(params.standardiser);
     const data = standardised(trainX, standardiser, params.nFeatures);

@@ -3,14 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnsembleError } from '../../services/shared/errors.js';
-import {
-  ArtifactError,
-  type ModelArtifact,
-  artifactFromJSON,
-  loadArtifact,
-  paramsVersion,
-  saveArtifact,
-} from '../../services/ml/artifact.js';
+import { ArtifactError, type ModelArtifact, artifactFromJSON, loadArtifact, paramsVersion, saveArtifact } from '../../services/ml/artifact.js';
 import { evaluateProbabilities } from '../../services/ml/metrics.js';
 import { ModelParamsError } from '../../services/ml/errors.js';
 import { type Classifier, type ModelFamily, fitModel } from '../../services/ml/models/index.js';
@@ -30,7 +23,10 @@ const y = [0, 0, 0, 1, 1, 1, 0, 1];
 
 function artifactFor(model: Classifier, family: ModelFamily): ModelArtifact {
   const params = model.toJSON();
-  const metrics = evaluateProbabilities(y, X.map((x) => model.predictProba(x)));
+  const metrics = evaluateProbabilities(
+    y,
+    X.map((x) => model.predictProba(x)),
+  );
   return {
     schemaVersion: 1,
     modelId: `toy-${family}`,

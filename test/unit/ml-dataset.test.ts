@@ -88,7 +88,9 @@ describe('data sets', () => {
       /column "colour" \(column 2\) is not numeric \(line 2 "red"; line 3 "blue"; line 5 "red"\)/,
     );
     // A text column without an --id is refused once it has too many values to one-hot encode.
-    expect(() => datasetFromCsv(text, { name: 't', target: 'y', maxCategories: 3 })).toThrow(/column "id" \(column 1\) has 4 distinct text values.*--drop it, or --id it/);
+    expect(() => datasetFromCsv(text, { name: 't', target: 'y', maxCategories: 3 })).toThrow(
+      /column "id" \(column 1\) has 4 distinct text values.*--drop it, or --id it/,
+    );
     expect(datasetFromCsv(text, { name: 't', target: 'y', drop: ['id', 'colour'] }).featureNames).toEqual(['size']);
     expect(() => datasetFromCsv(text, { name: 't', target: 'y', drop: ['nope'] })).toThrow(/no --drop column "nope"/);
   });

@@ -88,10 +88,13 @@ describe('probabilistic metrics', () => {
   });
 
   it('clips probabilities to [eps, 1 - eps] so certainty costs at most -log(eps)', () => {
-    const confidentlyWrong = logLoss([1, 1], [
-      [1, 0],
-      [0, 1],
-    ]);
+    const confidentlyWrong = logLoss(
+      [1, 1],
+      [
+        [1, 0],
+        [0, 1],
+      ],
+    );
     // -log(1e-15) for the miss, -log(1 - 1e-15) (about 1.1e-15) for the hit.
     expect(confidentlyWrong).toBeCloseTo((-Math.log(LOG_LOSS_EPSILON) - Math.log(1 - LOG_LOSS_EPSILON)) / 2, 12);
     expect(confidentlyWrong).toBeCloseTo(34.538776394910684 / 2, 12);
@@ -112,11 +115,14 @@ describe('probabilistic metrics', () => {
   });
 
   it('evaluates probabilities end to end', () => {
-    const m = evaluateProbabilities([0, 1, 2], [
-      [0.6, 0.3, 0.1],
-      [0.5, 0.4, 0.1],
-      [0.1, 0.1, 0.8],
-    ]);
+    const m = evaluateProbabilities(
+      [0, 1, 2],
+      [
+        [0.6, 0.3, 0.1],
+        [0.5, 0.4, 0.1],
+        [0.1, 0.1, 0.8],
+      ],
+    );
     expect(m.accuracy).toBeCloseTo(2 / 3, 15);
     expect(m.perClass.map((c) => c.support)).toEqual([1, 1, 1]);
     expect(m.logLoss).toBeCloseTo(-(Math.log(0.6) + Math.log(0.4) + Math.log(0.8)) / 3, 15);

@@ -127,7 +127,16 @@ describe('naive Bayes', () => {
   });
 
   it('adds var_smoothing times the largest feature variance', () => {
-    const model = fitNaiveBayes([[1, 0], [1, 2], [1, 4], [1, 6]], [0, 0, 1, 1], 2);
+    const model = fitNaiveBayes(
+      [
+        [1, 0],
+        [1, 2],
+        [1, 4],
+        [1, 6],
+      ],
+      [0, 0, 1, 1],
+      2,
+    );
     // Feature 0 is constant within each class; its variance is just epsilon = 1e-9 * var([0,2,4,6]) = 5e-9.
     expect(model.toJSON().variance[0]).toBeCloseTo(5e-9, 20);
     expect(model.toJSON().variance[1]).toBeCloseTo(1 + 5e-9, 12);
@@ -152,7 +161,15 @@ describe('k-NN', () => {
   it('measures distance on standardised features', () => {
     // Raw distances are dominated by feature 1 and would pick row 1; standardised
     // (query -> (-0.8, 0.2)) the query is nearer row 0.
-    const model = fitKnn([[0, 0], [1, 1000]], [0, 1], 2, { k: 1 });
+    const model = fitKnn(
+      [
+        [0, 0],
+        [1, 1000],
+      ],
+      [0, 1],
+      2,
+      { k: 1 },
+    );
     expect(Array.from(model.predictProba([0.1, 600]))).toEqual([1, 0]);
   });
 
@@ -180,7 +197,9 @@ describe('decision tree', () => {
       [1, 1],
     ];
     const model = fitDecisionTree([...X, ...X], [0, 1, 1, 0, 0, 1, 1, 0], 2, createRng(3), { maxDepth: 12 });
-    X.forEach((x, i) => { expect(argmax(model.predictProba(x))).toBe([0, 1, 1, 0][i]); });
+    X.forEach((x, i) => {
+      expect(argmax(model.predictProba(x))).toBe([0, 1, 1, 0][i]);
+    });
     expect(model.toJSON().tree.feature).toHaveLength(7);
   });
 
@@ -202,9 +221,13 @@ describe('random forest', () => {
     const mean = new Float64Array(3);
     for (const tree of forest.toJSON().trees) {
       const single = modelFromParams({ family: 'decision-tree', nClasses: 3, nFeatures: 4, tree }).predictProba(x);
-      single.forEach((p, c) => { mean[c] = mean[c]! + p / 5; });
+      single.forEach((p, c) => {
+        mean[c] = mean[c]! + p / 5;
+      });
     }
-    forest.predictProba(x).forEach((p, c) => { expect(p).toBeCloseTo(mean[c]!, 12); });
+    forest.predictProba(x).forEach((p, c) => {
+      expect(p).toBeCloseTo(mean[c]!, 12);
+    });
   });
 });
 

@@ -31,7 +31,11 @@ describe('periodic offset commits', () => {
 
   it('commits at once when the interval has passed', async () => {
     const commits: PartitionOffset[][] = [];
-    const committer = new PeriodicOffsetCommits(async (o) => void commits.push(o), 1, () => undefined);
+    const committer = new PeriodicOffsetCommits(
+      async (o) => void commits.push(o),
+      1,
+      () => undefined,
+    );
     await new Promise((r) => setTimeout(r, 5));
     await committer.done([at(2, 7)]);
     expect(commits).toEqual([[at(2, 7)]]);

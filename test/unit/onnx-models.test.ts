@@ -76,7 +76,9 @@ describe('ONNX export of the built-in families (letter, onnxruntime)', () => {
         expect(runner.classes).toEqual(classes);
         const answers = (await runner.predictBatch(test)) as { probabilities: number[] }[];
         const difference = maxAbsDifference(model, answers);
-        process.stdout.write(`ONNX parity ${family}: max |p_onnx - p_builtin| = ${difference.toExponential(2)} over ${test.length} rows x ${classes.length} classes\n`);
+        process.stdout.write(
+          `ONNX parity ${family}: max |p_onnx - p_builtin| = ${difference.toExponential(2)} over ${test.length} rows x ${classes.length} classes\n`,
+        );
         expect(difference).toBeLessThanOrEqual(1e-6);
         for (const a of answers) expect(Math.abs(a.probabilities.reduce((s, p) => s + p, 0) - 1)).toBeLessThan(1e-9);
       } finally {
@@ -106,7 +108,9 @@ describe('ONNX export of the built-in families (letter, onnxruntime)', () => {
     try {
       const [answer] = (await runner.predictBatch([test[0]!])) as { probabilities: number[] }[];
       const expected = Array.from(model.predictProba(test[0]!)).reverse();
-      answer!.probabilities.forEach((p, c) => { expect(p).toBeCloseTo(expected[c]!, 6); });
+      answer!.probabilities.forEach((p, c) => {
+        expect(p).toBeCloseTo(expected[c]!, 6);
+      });
     } finally {
       await runner.close();
     }
@@ -121,7 +125,12 @@ describe('ONNX export of the built-in families (letter, onnxruntime)', () => {
     });
     const runner = await OnnxRunner.fromBytes(bytes);
     try {
-      expect(await runner.predictBatch([[1, 1], [3, 0.5]])).toEqual([{ value: 1.5 }, { value: 6 }]);
+      expect(
+        await runner.predictBatch([
+          [1, 1],
+          [3, 0.5],
+        ]),
+      ).toEqual([{ value: 1.5 }, { value: 6 }]);
     } finally {
       await runner.close();
     }
@@ -137,11 +146,7 @@ describe('ONNX export of a two-class data set (spam, onnxruntime)', () => {
     const y = data.y.filter((_, i) => i % 2 === 0);
     const rows = data.X.filter((_, i) => i % 2 === 1);
     const names = { classes: data.classes, featureNames: data.featureNames, dataset: 'spam' };
-    const fitted = [
-      fitLogisticRegression(X, y, 2),
-      fitDecisionTree(X, y, 2, createRng(3)),
-      fitRandomForest(X, y, 2, createRng(3), { nTrees: 20 }),
-    ];
+    const fitted = [fitLogisticRegression(X, y, 2), fitDecisionTree(X, y, 2, createRng(3)), fitRandomForest(X, y, 2, createRng(3), { nTrees: 20 })];
     for (const model of fitted) {
       const runner = await OnnxRunner.fromBytes(artifactToOnnx(artifactOf(model, names)));
       try {

@@ -74,7 +74,9 @@ describe('the poison guard', () => {
     const kafkaError = (type: string, retriable: boolean) => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable });
     expect(blamesTheMessages(new TypeError('x'))).toBe(true);
     expect(blamesTheMessages(kafkaError('MESSAGE_TOO_LARGE', false))).toBe(true);
-    expect(blamesTheMessages(Object.assign(new Error('retries'), { name: 'KafkaJSNumberOfRetriesExceeded', cause: kafkaError('MESSAGE_TOO_LARGE', false) }))).toBe(true);
+    expect(
+      blamesTheMessages(Object.assign(new Error('retries'), { name: 'KafkaJSNumberOfRetriesExceeded', cause: kafkaError('MESSAGE_TOO_LARGE', false) })),
+    ).toBe(true);
     expect(blamesTheMessages(kafkaError('PRODUCER_FENCED', false))).toBe(false);
     expect(blamesTheMessages(kafkaError('REBALANCE_IN_PROGRESS', true))).toBe(false);
     expect(blamesTheMessages(new InfrastructureError('down'))).toBe(false);
@@ -86,13 +88,23 @@ describe('the poison guard', () => {
 describe('dead letters', () => {
   it('quote at most DEAD_LETTER_QUOTE_BYTES of the original and say where the rest is', () => {
     const value = Buffer.alloc(1_048_378, 7);
-    const dead = deadLetterMessage({ topic: 'predictions', partition: 1, offset: '42', key: Buffer.from('r-1'), value }, new InvalidMessageError('OVERSIZED', 'too big'), 'aggregator', 1);
+    const dead = deadLetterMessage(
+      { topic: 'predictions', partition: 1, offset: '42', key: Buffer.from('r-1'), value },
+      new InvalidMessageError('OVERSIZED', 'too big'),
+      'aggregator',
+      1,
+    );
     expect((dead.value as Buffer).length).toBeLessThan(DEAD_LETTER_QUOTE_BYTES + 1024);
     const letter = codecs.deadLetter.decode(dead.value as Buffer, dead.headers as never);
     expect(letter.value).toEqual(value.subarray(0, DEAD_LETTER_QUOTE_BYTES));
     expect(letter.reason).toContain('predictions/1/42');
     expect((dead.headers as Record<string, string>)[HEADERS.truncated]).toBe('key=3,value=1048378');
-    const small = deadLetterMessage({ topic: 't', partition: 0, offset: '1', key: null, value: Buffer.from('x') }, new InvalidMessageError('UNDECODABLE', 'bad'), 's', 1);
+    const small = deadLetterMessage(
+      { topic: 't', partition: 0, offset: '1', key: null, value: Buffer.from('x') },
+      new InvalidMessageError('UNDECODABLE', 'bad'),
+      's',
+      1,
+    );
     expect((small.headers as Record<string, string>)[HEADERS.truncated]).toBeUndefined();
   });
 });

@@ -39,10 +39,15 @@ beforeAll(async () => {
   const blunt = predictionsOf(0.7, 3);
   await writeFile(
     join(dir, 'blunt.jsonl'),
-    blunt.map((r) => JSON.stringify({ requestId: r.requestId, label: r.label, probabilities: Object.fromEntries(CLASSES.map((c, k) => [c, r.p[k]])) })).join('\n'),
+    blunt
+      .map((r) => JSON.stringify({ requestId: r.requestId, label: r.label, probabilities: Object.fromEntries(CLASSES.map((c, k) => [c, r.p[k]])) }))
+      .join('\n'),
   );
   const noise = predictionsOf(0, 4).reverse();
-  await writeFile(join(dir, 'noise.csv.gz'), gzipSync(['requestId,label,cat,dog,eel', ...noise.map((r) => `${r.requestId},${r.label},${r.p.join(',')}`)].join('\n')));
+  await writeFile(
+    join(dir, 'noise.csv.gz'),
+    gzipSync(['requestId,label,cat,dog,eel', ...noise.map((r) => `${r.requestId},${r.label},${r.p.join(',')}`)].join('\n')),
+  );
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -75,10 +80,7 @@ describe('prediction files', () => {
   });
 
   it('lists bad rows with their lines, and refuses files that do not match', async () => {
-    await writeFile(
-      join(dir, 'bad.csv'),
-      'requestId,label,cat,dog\nr1,cat,0.5,0.5\nr2,cow,0.5,0.5\nr1,dog,0.2,0.8\nr3,dog,0.7,0.7\nr4,cat,x,1\n',
-    );
+    await writeFile(join(dir, 'bad.csv'), 'requestId,label,cat,dog\nr1,cat,0.5,0.5\nr2,cow,0.5,0.5\nr1,dog,0.2,0.8\nr3,dog,0.7,0.7\nr4,cat,x,1\n');
     await expect(readPredictionFile(join(dir, 'bad.csv'))).rejects.toThrow(
       /4 problems: line 3: label "cow" is not one of the classes \(cat, dog\); line 4: requestId "r1" repeats line 2; line 5: probabilities sum to 1.4.*; line 6: probability of "cat" is not a number/,
     );

@@ -5,13 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactFromJSON, loadArtifact } from '../../services/ml/artifact.js';
 import { type Dataset, datasetFromCsv } from '../../services/ml/dataset.js';
-import {
-  PreprocessedClassifier,
-  encodeRow,
-  encodedNames,
-  fitPreprocessing,
-  needsPreprocessing,
-} from '../../services/ml/preprocessing.js';
+import { PreprocessedClassifier, encodeRow, encodedNames, fitPreprocessing, needsPreprocessing } from '../../services/ml/preprocessing.js';
 import { type TrainSummary, trainModels } from '../../services/ml/trainer.js';
 import { exportOnnxModels, onnxPathFor } from '../../services/cli/onnx-models.js';
 
@@ -71,7 +65,10 @@ describe('training on a CSV with text columns and missing values', () => {
 
   it('stores the preprocessing in the artifact, and the loaded model applies it to raw values', async () => {
     expect(summary.preprocessing).toBeDefined();
-    const sizes = summary.split.train.map((i) => data.X[i]![1]!).filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+    const sizes = summary.split.train
+      .map((i) => data.X[i]![1]!)
+      .filter((v) => !Number.isNaN(v))
+      .sort((a, b) => a - b);
     const median = sizes.length % 2 === 1 ? sizes[sizes.length >> 1]! : (sizes[sizes.length / 2 - 1]! + sizes[sizes.length / 2]!) / 2;
     expect(summary.preprocessing!.inputs[1]).toEqual({ name: 'size', kind: 'numeric', median });
     for (const model of summary.models) {

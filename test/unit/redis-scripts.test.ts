@@ -52,7 +52,13 @@ describe('Lua includes', () => {
 });
 
 const JOIN_NAMES = [...Object.values(JOIN_KEY), ...Object.values(REQUEST_FIELD), ...Object.values(JOIN_STATE), ...Object.values(EPOCH_FIELD)];
-const EVALUATOR_NAMES = [...Object.values(EVAL_KEY), ...Object.values(EVAL_REQUEST_FIELD), ...Object.values(EVAL_COUNTER), ...Object.values(EVAL_WINDOW_FIELD), ...Object.values(EVAL_SUBJECT_FIELD)];
+const EVALUATOR_NAMES = [
+  ...Object.values(EVAL_KEY),
+  ...Object.values(EVAL_REQUEST_FIELD),
+  ...Object.values(EVAL_COUNTER),
+  ...Object.values(EVAL_WINDOW_FIELD),
+  ...Object.values(EVAL_SUBJECT_FIELD),
+];
 // The record kinds "p", "f" and "l" that the evaluator's scripts take in ARGV share letters with fields.
 const MESSAGE_KINDS = new Set(['p', 'f', 'l']);
 
@@ -68,7 +74,9 @@ describe.each([
   it('leaves no key suffix or field name as a literal in the scripts', () => {
     const known = new Set<string>(names);
     for (const { file } of readScripts(dir, { schema: '' })) {
-      const code = readFileSync(join(dir, file), 'utf8').replace(/--\[\[[\s\S]*?\]\]/g, '').replace(/--.*$/gm, '');
+      const code = readFileSync(join(dir, file), 'utf8')
+        .replace(/--\[\[[\s\S]*?\]\]/g, '')
+        .replace(/--.*$/gm, '');
       const literals = [...code.matchAll(/'([^']*)'|"([^"]*)"/g)].map((m) => m[1] ?? m[2]);
       expect({ file, literals: literals.filter((l) => l !== undefined && known.has(l) && !allowed.has(l)) }).toEqual({ file, literals: [] });
     }

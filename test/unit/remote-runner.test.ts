@@ -20,13 +20,25 @@ import { type BreakerOptions, ModelWorker } from '../../services/worker/worker.j
 
 // Three well-separated classes in two features: a tiny model fitted once for every test.
 const X = [
-  [0, 0], [0.2, 0.1], [0.1, 0.3],
-  [3, 3], [3.2, 2.9], [2.8, 3.1],
-  [6, 0], [6.1, 0.2], [5.9, -0.1],
+  [0, 0],
+  [0.2, 0.1],
+  [0.1, 0.3],
+  [3, 3],
+  [3.2, 2.9],
+  [2.8, 3.1],
+  [6, 0],
+  [6.1, 0.2],
+  [5.9, -0.1],
 ];
 const y = Int32Array.from([0, 0, 0, 1, 1, 1, 2, 2, 2]);
 const fitted = fitModel('logistic-regression', X, y, 3, createRng(7));
-const PROBES = [[0, 0], [3, 3], [6, 0], [1.5, 1.5], [-2, 7.25]];
+const PROBES = [
+  [0, 0],
+  [3, 3],
+  [6, 0],
+  [1.5, 1.5],
+  [-2, 7.25],
+];
 
 const served: ServedModel = {
   version: 'v1',
@@ -84,7 +96,10 @@ describe('RemoteRunner against a healthy V2 server', () => {
     const dir = await mkdtemp(join(tmpdir(), 'remote-runner-'));
     try {
       const params = fitted.toJSON();
-      const metrics = evaluateProbabilities(y, X.map((x) => fitted.predictProba(x)));
+      const metrics = evaluateProbabilities(
+        y,
+        X.map((x) => fitted.predictProba(x)),
+      );
       const artifact: ModelArtifact = {
         schemaVersion: ARTIFACT_SCHEMA_VERSION,
         modelId: 'tiny-logistic-regression',
@@ -341,7 +356,20 @@ describe('V2 server endpoints', () => {
 
     const batch = await getJson(`${server.url}/v2/models/m/infer`, {
       method: 'POST',
-      body: JSON.stringify({ id: 'r1', inputs: [{ name: 'input-0', datatype: 'FP32', shape: [2, 2], data: [[0, 0], [6, 0]] }] }),
+      body: JSON.stringify({
+        id: 'r1',
+        inputs: [
+          {
+            name: 'input-0',
+            datatype: 'FP32',
+            shape: [2, 2],
+            data: [
+              [0, 0],
+              [6, 0],
+            ],
+          },
+        ],
+      }),
     });
     expect(batch).toEqual({
       status: 200,
@@ -361,10 +389,17 @@ describe('V2 server endpoints', () => {
   it('answers errors as {"error": ...} with 400, 404, 405 and 500', async () => {
     const server = await serve({
       m: served,
-      broken: { version: '1', featureCount: 1, predict: () => { throw new Error('weights missing'); } },
+      broken: {
+        version: '1',
+        featureCount: 1,
+        predict: () => {
+          throw new Error('weights missing');
+        },
+      },
     });
     const infer = (model: string, body: string) => getJson(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body });
-    const tensor = (fields: Record<string, unknown>) => JSON.stringify({ inputs: [{ name: 'input-0', datatype: 'FP64', shape: [1, 2], data: [1, 2], ...fields }] });
+    const tensor = (fields: Record<string, unknown>) =>
+      JSON.stringify({ inputs: [{ name: 'input-0', datatype: 'FP64', shape: [1, 2], data: [1, 2], ...fields }] });
 
     expect(await getJson(`${server.url}/v2/models/nope`)).toEqual({ status: 404, body: { error: 'no model "nope"' } });
     expect((await getJson(`${server.url}/v2/models/m/versions/v2`)).status).toBe(404);

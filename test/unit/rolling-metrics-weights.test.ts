@@ -50,7 +50,9 @@ describe('learned weights', () => {
     const w = learnedWeights(MODELS, losses, o);
     const raw = [0.2, 0.5, 0.9].map((l) => Math.exp(-o.eta * l));
     const total = raw.reduce((a, b) => a + b, 0);
-    MODELS.forEach((m, i) => { expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12); });
+    MODELS.forEach((m, i) => {
+      expect(w[m]).toBeCloseTo((raw[i] ?? 0) / total, 12);
+    });
     expectValid(w, o);
   });
 
@@ -64,13 +66,28 @@ describe('learned weights', () => {
       const w = learnedWeights(MODELS, new Map(MODELS.map((m, i) => [m, losses[i] ?? 0])), OPTIONS);
       expectValid(w, OPTIONS);
     }
-    const extreme = learnedWeights(MODELS, new Map([['m1', 0.01], ['m2', 30], ['m3', 30]]), OPTIONS);
+    const extreme = learnedWeights(
+      MODELS,
+      new Map([
+        ['m1', 0.01],
+        ['m2', 30],
+        ['m3', 30],
+      ]),
+      OPTIONS,
+    );
     expect(extreme.m1).toBeCloseTo(0.8, 12);
     expect(extreme.m2).toBeCloseTo(0.1, 12);
   });
 
   it('give a model without feedback yet the weight of an average one', () => {
-    const w = learnedWeights(MODELS, new Map([['m1', 0.2], ['m2', 0.6]]), { ...OPTIONS, minWeight: 0, maxWeight: 1 });
+    const w = learnedWeights(
+      MODELS,
+      new Map([
+        ['m1', 0.2],
+        ['m2', 0.6],
+      ]),
+      { ...OPTIONS, minWeight: 0, maxWeight: 1 },
+    );
     expect(w.m3).toBeGreaterThan(w.m2 ?? 1);
     expect(w.m3).toBeLessThan(w.m1 ?? 0);
     expectValid(w, OPTIONS);

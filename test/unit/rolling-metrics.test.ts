@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readEvaluatorSettings } from '../../services/evaluator/config.js';
-import {
-  addBucket,
-  classificationSample,
-  emptySums,
-  regressionSample,
-  type Sample,
-  windowFigures,
-} from '../../services/evaluator/rolling-metrics.js';
+import { addBucket, classificationSample, emptySums, regressionSample, type Sample, windowFigures } from '../../services/evaluator/rolling-metrics.js';
 import { RollingWindow } from '../../services/evaluator/window.js';
 import { ConfigError } from '../../services/shared/errors.js';
 import { argmax, evaluateProbabilities } from '../../services/ml/metrics.js';

@@ -21,11 +21,18 @@ describe('topic replication', () => {
 
   it('takes RF and min ISR from the environment and puts min ISR in the topic config', () => {
     const replication = readTopicReplication({ ES_REPLICATION_FACTOR: '3', ES_MIN_INSYNC_REPLICAS: '2' });
-    expect(topicConfig('t', 6, replication)).toEqual({ topic: 't', numPartitions: 6, replicationFactor: 3, configEntries: [{ name: 'min.insync.replicas', value: '2' }] });
+    expect(topicConfig('t', 6, replication)).toEqual({
+      topic: 't',
+      numPartitions: 6,
+      replicationFactor: 3,
+      configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+    });
   });
 
   it('refuses a min ISR above the replication factor, and nonsense', () => {
-    expect(() => readTopicReplication({ ES_REPLICATION_FACTOR: '2', ES_MIN_INSYNC_REPLICAS: '3' })).toThrow(/ES_MIN_INSYNC_REPLICAS \(3\) exceeds ES_REPLICATION_FACTOR \(2\)/);
+    expect(() => readTopicReplication({ ES_REPLICATION_FACTOR: '2', ES_MIN_INSYNC_REPLICAS: '3' })).toThrow(
+      /ES_MIN_INSYNC_REPLICAS \(3\) exceeds ES_REPLICATION_FACTOR \(2\)/,
+    );
     expect(() => readTopicReplication({ ES_REPLICATION_FACTOR: '0' })).toThrow(/ES_REPLICATION_FACTOR/);
   });
 });
@@ -47,11 +54,19 @@ describe('Kafka credentials', () => {
   });
 
   it('names what is missing or wrong', () => {
-    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' })).toThrow(/KAFKA_SASL_MECHANISM: "gssapi" is not one of plain, scram-sha-256, scram-sha-512/);
-    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' })).toThrow(/neither KAFKA_SASL_PASSWORD nor KAFKA_SASL_PASSWORD_FILE/);
+    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' })).toThrow(
+      /KAFKA_SASL_MECHANISM: "gssapi" is not one of plain, scram-sha-256, scram-sha-512/,
+    );
+    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' })).toThrow(
+      /neither KAFKA_SASL_PASSWORD nor KAFKA_SASL_PASSWORD_FILE/,
+    );
     expect(() => readKafkaSecurity({ KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' })).toThrow(/without KAFKA_SASL_MECHANISM/);
-    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_SASL_PASSWORD_FILE: '/x' })).toThrow(/both set/);
-    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD_FILE: join(dir, 'absent') })).toThrow(/KAFKA_SASL_PASSWORD_FILE: cannot read ".*absent" \(ENOENT\)/);
+    expect(() =>
+      readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_SASL_PASSWORD_FILE: '/x' }),
+    ).toThrow(/both set/);
+    expect(() => readKafkaSecurity({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD_FILE: join(dir, 'absent') })).toThrow(
+      /KAFKA_SASL_PASSWORD_FILE: cannot read ".*absent" \(ENOENT\)/,
+    );
   });
 
   it('reads TLS files; a client certificate needs its key', () => {
@@ -71,7 +86,11 @@ describe('Redis connection', () => {
   it('is a cluster when REDIS_URL names several nodes or REDIS_CLUSTER=true', () => {
     const c = readRedisConnection({ REDIS_URL: 'redis://10.0.0.1:7001,10.0.0.2:7002,redis://10.0.0.3' });
     expect(c.cluster).toBe(true);
-    expect(c.nodes).toEqual([{ host: '10.0.0.1', port: 7001 }, { host: '10.0.0.2', port: 7002 }, { host: '10.0.0.3', port: 6379 }]);
+    expect(c.nodes).toEqual([
+      { host: '10.0.0.1', port: 7001 },
+      { host: '10.0.0.2', port: 7002 },
+      { host: '10.0.0.3', port: 6379 },
+    ]);
     expect(readRedisConnection({ REDIS_URL: 'redis://seed:7001', REDIS_CLUSTER: 'true' }).cluster).toBe(true);
     expect(() => readRedisConnection({ REDIS_URL: 'redis://a:1,b:2', REDIS_CLUSTER: 'false' })).toThrow(/REDIS_CLUSTER is false/);
     expect(() => readRedisConnection({ REDIS_URL: 'redis://a:1,b:2/3' })).toThrow(/only database 0/);
@@ -81,7 +100,11 @@ describe('Redis connection', () => {
     const fromUrl = readRedisConnection({ REDIS_URL: 'rediss://app:s3cr%40t@cache:6380/2' });
     expect(fromUrl).toMatchObject({ username: 'app', db: 2, tls: { rejectUnauthorized: true }, nodes: [{ host: 'cache', port: 6380 }] });
     expect(fromUrl.password?.reveal()).toBe('s3cr@t');
-    const fromEnv = readRedisConnection({ REDIS_URL: 'redis://cache:6379', REDIS_USERNAME: 'app', REDIS_PASSWORD_FILE: file('redis-password', 'pw-from-file') });
+    const fromEnv = readRedisConnection({
+      REDIS_URL: 'redis://cache:6379',
+      REDIS_USERNAME: 'app',
+      REDIS_PASSWORD_FILE: file('redis-password', 'pw-from-file'),
+    });
     expect(fromEnv.password?.reveal()).toBe('pw-from-file');
     expect(() => readRedisConnection({ REDIS_USERNAME: 'app' })).toThrow(/REDIS_USERNAME is "app" but no password/);
   });

@@ -37,7 +37,7 @@ describe('selection building blocks', () => {
   });
 
   it('adds items greedily while the loss falls', () => {
-    const loss = (subset: readonly string[]) => ({ a: 3, b: 2, ab: 1.5, bc: 1.8, abc: 1.6 } as Record<string, number>)[subset.join('')] ?? 9;
+    const loss = (subset: readonly string[]) => (({ a: 3, b: 2, ab: 1.5, bc: 1.8, abc: 1.6 }) as Record<string, number>)[subset.join('')] ?? 9;
     expect(greedyForwardSelection(['a', 'b', 'c'], loss)).toEqual(['b', 'a']);
   });
 });
@@ -75,10 +75,7 @@ describe('ensemble selection on spam', () => {
     for (const subset of ['all', 'greedy'] as const) {
       const fused = result.candidates.filter((c) => c.subset.name === subset);
       expect(fused.map((c) => `${c.strategy}/${c.weighting}`).sort()).toEqual(
-        [
-          ...STRATEGIES.classification.filter((s) => s !== 'stacking').flatMap((s) => [`${s}/equal`, `${s}/fitted`]),
-          'stacking/meta-model',
-        ].sort(),
+        [...STRATEGIES.classification.filter((s) => s !== 'stacking').flatMap((s) => [`${s}/equal`, `${s}/fitted`]), 'stacking/meta-model'].sort(),
       );
     }
     expect(result.greedyOrder.length).toBeGreaterThan(0);

@@ -3,13 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AggregatorConfig, loadStackingMeta, validateAggregatorConfig } from '../../services/core/ensemble-config.js';
-import {
-  FusionError,
-  type ModelOutput,
-  createFuser,
-  stackingFeatureNames,
-  stackingInput,
-} from '../../services/core/fusion/index.js';
+import { FusionError, type ModelOutput, createFuser, stackingFeatureNames, stackingInput } from '../../services/core/fusion/index.js';
 import { ARTIFACT_SCHEMA_VERSION, type ModelArtifact, paramsVersion, saveArtifact } from '../../services/ml/artifact.js';
 import { evaluateProbabilities } from '../../services/ml/metrics.js';
 import { LogisticRegression, fitLogisticRegression } from '../../services/ml/models/logistic-regression.js';
@@ -46,7 +40,9 @@ function softmax(z: readonly number[]): number[] {
 
 function expectClose(actual: readonly number[] | undefined, expected: readonly number[]): void {
   expect(actual).toHaveLength(expected.length);
-  expected.forEach((e, i) => { expect(actual?.[i]).toBeCloseTo(e, 12); });
+  expected.forEach((e, i) => {
+    expect(actual?.[i]).toBeCloseTo(e, 12);
+  });
 }
 
 describe('stacking input', () => {
@@ -133,8 +129,7 @@ describe('stacking config and meta artifact', () => {
   it('reproduces the fused probabilities offline from a meta-model saved, loaded and served', async () => {
     // Base-model outputs and labels for a meta-model to learn: m1 is right, m2 is noise, m3 lags m1.
     const rng = createRng(7);
-    const distribution = (label: number, sharpness: number): number[] =>
-      softmax(ABC.map((_, c) => (c === label ? sharpness : 0) + rng()));
+    const distribution = (label: number, sharpness: number): number[] => softmax(ABC.map((_, c) => (c === label ? sharpness : 0) + rng()));
     const y = Int32Array.from({ length: 90 }, (_, i) => i % 3);
     const blocks = Array.from(y, (label) => [distribution(label, 2), distribution(Math.floor(rng() * 3), 1), distribution(label, 0.5)]);
     const meta = fitLogisticRegression(
@@ -204,9 +199,7 @@ describe('stacking config and meta artifact', () => {
       params: blockCopier(0).toJSON(),
     });
     const config = validateAggregatorConfig({ ...base, strategy: 'stacking', stacking: { metaArtifact: metaPath } });
-    await expect(loadStackingMeta(config, join(dir, 'aggregator.json'))).rejects.toThrow(
-      /its input list has "m2:a" where the config needs "m1:a"/,
-    );
+    await expect(loadStackingMeta(config, join(dir, 'aggregator.json'))).rejects.toThrow(/its input list has "m2:a" where the config needs "m1:a"/);
     const missing = validateAggregatorConfig({ ...base, strategy: 'stacking', stacking: { metaArtifact: 'nowhere.json' } });
     await expect(loadStackingMeta(missing, join(dir, 'aggregator.json'))).rejects.toThrow(ConfigError);
   });

@@ -67,9 +67,7 @@ export function stackingFusion(spec: StackingSpec, classes: readonly string[]): 
   }
   if (meta.nClasses !== k) throw new ConfigError(`stacking meta-model gives ${meta.nClasses} classes, the config lists ${k}`);
   if (meta.nFeatures !== models.length * k) {
-    throw new ConfigError(
-      `stacking meta-model takes ${meta.nFeatures} inputs, ${models.length} models x ${k} classes give ${models.length * k}`,
-    );
+    throw new ConfigError(`stacking meta-model takes ${meta.nFeatures} inputs, ${models.length} models x ${k} classes give ${models.length * k}`);
   }
   const positions = new Map(models.map((model, j) => [model, j]));
   const blocks: (ArrayLike<number> | undefined)[] = models.map(() => undefined);

@@ -56,13 +56,7 @@ export function prepareData(X: readonly ArrayLike<number>[], y: ArrayLike<number
 }
 
 /** Grows one tree on the rows with positive `weights`. */
-export function growTree(
-  data: PreparedData,
-  weights: Float64Array,
-  nClasses: number,
-  options: TreeGrowthOptions,
-  rng: Rng,
-): TreeParams {
+export function growTree(data: PreparedData, weights: Float64Array, nClasses: number, options: TreeGrowthOptions, rng: Rng): TreeParams {
   return new TreeGrower(data, weights, nClasses, options, rng).grow();
 }
 

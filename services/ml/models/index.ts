@@ -11,13 +11,7 @@ import type { Classifier, ModelFamily } from './types.js';
 export { MODEL_FAMILIES, isModelFamily, type Classifier, type ModelFamily, type ModelParams } from './types.js';
 
 /** Fits one family with the product's default hyperparameters. */
-export function fitModel(
-  family: ModelFamily,
-  X: readonly ArrayLike<number>[],
-  y: ArrayLike<number>,
-  nClasses: number,
-  rng: Rng,
-): Classifier {
+export function fitModel(family: ModelFamily, X: readonly ArrayLike<number>[], y: ArrayLike<number>, nClasses: number, rng: Rng): Classifier {
   switch (family) {
     case 'logistic-regression':
       return fitLogisticRegression(X, y, nClasses);

@@ -28,4 +28,3 @@ export function scanNearest(data: Float64Array, nFeatures: number, query: ArrayL
   }
   return { rows: Array.from(bestRow), distances: Array.from(bestDistance) };
 }
-

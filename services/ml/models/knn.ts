@@ -107,4 +107,3 @@ export function fitKnn(X: readonly ArrayLike<number>[], y: ArrayLike<number>, nC
     y: Array.from(y),
   });
 }
-

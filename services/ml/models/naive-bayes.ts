@@ -87,12 +87,7 @@ export class NaiveBayes implements Classifier {
   }
 }
 
-export function fitNaiveBayes(
-  X: readonly ArrayLike<number>[],
-  y: ArrayLike<number>,
-  nClasses: number,
-  options: NaiveBayesOptions = {},
-): NaiveBayes {
+export function fitNaiveBayes(X: readonly ArrayLike<number>[], y: ArrayLike<number>, nClasses: number, options: NaiveBayesOptions = {}): NaiveBayes {
   const nFeatures = checkTrainingData(X, y, nClasses);
   const n = X.length;
   const classCount = new Array<number>(nClasses).fill(0);

@@ -84,9 +84,7 @@ export function fitRandomForest(
       const r = randomInt(rng, n);
       weights[r] = weights[r]! + 1;
     }
-    trees.push(
-      growTree(data, weights, nClasses, { maxDepth: options.maxDepth ?? 12, maxFeatures, minSamplesSplit: options.minSamplesSplit ?? 2 }, rng),
-    );
+    trees.push(growTree(data, weights, nClasses, { maxDepth: options.maxDepth ?? 12, maxFeatures, minSamplesSplit: options.minSamplesSplit ?? 2 }, rng));
   }
   return new RandomForest({ family: 'random-forest', nClasses, nFeatures, trees });
 }

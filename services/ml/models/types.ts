@@ -13,12 +13,7 @@ export function isModelFamily(value: unknown): value is ModelFamily {
 }
 
 /** Plain JSON parameters of any family; `family` tells them apart. */
-export type ModelParams =
-  | LogisticRegressionParams
-  | NaiveBayesParams
-  | KnnParams
-  | DecisionTreeParams
-  | RandomForestParams;
+export type ModelParams = LogisticRegressionParams | NaiveBayesParams | KnnParams | DecisionTreeParams | RandomForestParams;
 
 /** A trained classifier. Models are immutable; the same params always give the same probabilities. */
 export interface Classifier {

@@ -165,17 +165,33 @@ function linearNodes(params: LogisticRegressionParams, classes: readonly string[
   let input: string = ONNX_NAMES.input;
   if (params.standardiser !== null) {
     nodes.push(
-      node('Scaler', [input], ['standardised'], [floats('offset', params.standardiser.mean), floats('scale', params.standardiser.scale.map((s) => 1 / s))]),
+      node(
+        'Scaler',
+        [input],
+        ['standardised'],
+        [
+          floats('offset', params.standardiser.mean),
+          floats(
+            'scale',
+            params.standardiser.scale.map((s) => 1 / s),
+          ),
+        ],
+      ),
     );
     input = 'standardised';
   }
   nodes.push(
-    node('LinearClassifier', [input], [label, probabilities], [
-      floats('coefficients', params.weights),
-      floats('intercepts', params.intercepts),
-      strings('classlabels_strings', classes),
-      text('post_transform', 'SOFTMAX'),
-    ]),
+    node(
+      'LinearClassifier',
+      [input],
+      [label, probabilities],
+      [
+        floats('coefficients', params.weights),
+        floats('intercepts', params.intercepts),
+        strings('classlabels_strings', classes),
+        text('post_transform', 'SOFTMAX'),
+      ],
+    ),
   );
   return nodes;
 }
@@ -206,15 +222,20 @@ function treeEnsembleNodes(
   ];
   if (binary) return twoClassTreeNodes(nodeAttributes, a, classes, label, probabilities);
   return [
-    node('TreeEnsembleClassifier', [ONNX_NAMES.input], [label, probabilities], [
-      ...nodeAttributes,
-      ints('class_treeids', a.classTree),
-      ints('class_nodeids', a.classNode),
-      ints('class_ids', a.classIds),
-      doubles('class_weights_as_tensor', a.classWeights),
-      strings('classlabels_strings', classes),
-      text('post_transform', 'NONE'),
-    ]),
+    node(
+      'TreeEnsembleClassifier',
+      [ONNX_NAMES.input],
+      [label, probabilities],
+      [
+        ...nodeAttributes,
+        ints('class_treeids', a.classTree),
+        ints('class_nodeids', a.classNode),
+        ints('class_ids', a.classIds),
+        doubles('class_weights_as_tensor', a.classWeights),
+        strings('classlabels_strings', classes),
+        text('post_transform', 'NONE'),
+      ],
+    ),
   ];
 }
 
@@ -225,16 +246,21 @@ function treeEnsembleNodes(
  */
 function twoClassTreeNodes(nodeAttributes: Attribute[], a: FlatTrees, classes: readonly string[], label: string, probabilities: string): Node[] {
   return [
-    node('TreeEnsembleRegressor', [ONNX_NAMES.input], ['positive'], [
-      ...nodeAttributes,
-      ints('target_treeids', a.classTree),
-      ints('target_nodeids', a.classNode),
-      ints('target_ids', a.classIds),
-      doubles('target_weights_as_tensor', a.classWeights),
-      { name: 'n_targets', type: ATTR.INT, i: 1 },
-      text('aggregate_function', 'SUM'),
-      text('post_transform', 'NONE'),
-    ]),
+    node(
+      'TreeEnsembleRegressor',
+      [ONNX_NAMES.input],
+      ['positive'],
+      [
+        ...nodeAttributes,
+        ints('target_treeids', a.classTree),
+        ints('target_nodeids', a.classNode),
+        ints('target_ids', a.classIds),
+        doubles('target_weights_as_tensor', a.classWeights),
+        { name: 'n_targets', type: ATTR.INT, i: 1 },
+        text('aggregate_function', 'SUM'),
+        text('post_transform', 'NONE'),
+      ],
+    ),
     node('Sub', ['one', 'positive'], ['negative'], [], ''),
     node('Concat', ['negative', 'positive'], [probabilities], [{ name: 'axis', type: ATTR.INT, i: 1 }], ''),
     ...labelNodes(probabilities, classes, label),
@@ -301,7 +327,28 @@ function flattenTrees(trees: readonly TreeParams[], binary: boolean): FlatTrees 
 /** The label of the most probable class (the first on ties), as a string. */
 function labelNodes(probabilities: string, classes: readonly string[], label: string): Node[] {
   return [
-    node('ArgMax', [probabilities], ['class_index'], [{ name: 'axis', type: ATTR.INT, i: 1 }, { name: 'keepdims', type: ATTR.INT, i: 0 }], ''),
-    node('LabelEncoder', ['class_index'], [label], [ints('keys_int64s', classes.map((_, i) => i)), strings('values_strings', classes), text('default_string', '')]),
+    node(
+      'ArgMax',
+      [probabilities],
+      ['class_index'],
+      [
+        { name: 'axis', type: ATTR.INT, i: 1 },
+        { name: 'keepdims', type: ATTR.INT, i: 0 },
+      ],
+      '',
+    ),
+    node(
+      'LabelEncoder',
+      ['class_index'],
+      [label],
+      [
+        ints(
+          'keys_int64s',
+          classes.map((_, i) => i),
+        ),
+        strings('values_strings', classes),
+        text('default_string', ''),
+      ],
+    ),
   ];
 }
