@@ -43,16 +43,7 @@ describe('an aggregator killed mid-stream', () => {
     const dir = mkdtempSync(join(tmpdir(), 'es-restart-'));
     const configPath = join(dir, 'aggregator.json');
     writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS)));
-    const env = {
-      ...process.env,
-      ...topicsToEnv(topics),
-      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
-      REDIS_URL: testInfra().redisUrl,
-      ES_REDIS_NAMESPACE: pipeline.keys.namespace,
-      ES_AGGREGATOR_GROUP: uniqueName('agg-group'),
-      LOG_LEVEL: 'error',
-      ES_METRICS_PORT: '0', // several services on one host: each its own free port
-    };
+    const env = pipeline.serviceEnv('agg-group');
     // Each replacement is a new instance: taking over a partition fences the killed process's
     // transactional producer for that partition and aborts its open transaction.
     const startAggregator = () => {

@@ -44,16 +44,7 @@ describe('at-least-once delivery', () => {
     const dir = mkdtempSync(join(tmpdir(), 'es-alo-'));
     const configPath = join(dir, 'aggregator.json');
     writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS, { delivery: 'at-least-once' })));
-    const env = {
-      ...process.env,
-      ...topicsToEnv(topics),
-      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
-      REDIS_URL: testInfra().redisUrl,
-      ES_REDIS_NAMESPACE: pipeline.keys.namespace,
-      ES_AGGREGATOR_GROUP: uniqueName('alo-group'),
-      LOG_LEVEL: 'error',
-      ES_METRICS_PORT: '0', // several services on one host: each its own free port
-    };
+    const env = pipeline.serviceEnv('alo-group');
     const startAggregator = () => {
       const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
         env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },

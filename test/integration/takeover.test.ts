@@ -61,16 +61,7 @@ describe('takeover', () => {
     const dir = mkdtempSync(join(tmpdir(), 'es-takeover-'));
     const configPath = join(dir, 'aggregator.json');
     writeFileSync(configPath, JSON.stringify(classificationConfig(models, { deadlineMs: 20_000 })));
-    const env = {
-      ...process.env,
-      ...topicsToEnv(topics),
-      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
-      REDIS_URL: testInfra().redisUrl,
-      ES_REDIS_NAMESPACE: pipeline.keys.namespace,
-      ES_AGGREGATOR_GROUP: uniqueName('agg-group'),
-      LOG_LEVEL: 'error',
-      ES_METRICS_PORT: '0', // several services on one host: each its own free port
-    };
+    const env = pipeline.serviceEnv('agg-group');
     const start = (args: string[]) => {
       const child = spawn(process.execPath, [CLI, ...args], { env: { ...env, ES_INSTANCE_ID: uniqueName('p') }, stdio: 'ignore' });
       children.push(child);

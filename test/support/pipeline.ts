@@ -8,7 +8,7 @@ import { createLogger } from '../../services/shared/log.js';
 import type { FusedPrediction, Prediction } from '../../services/shared/records.js';
 import { createRedis, type RedisClient } from '../../services/shared/redis.js';
 import { RedisKeys } from '../../services/shared/redis-keys.js';
-import { allTopics, type Topics, withPrefix } from '../../services/shared/topics.js';
+import { allTopics, type Topics, topicsToEnv, withPrefix } from '../../services/shared/topics.js';
 import type { ModelAnswer, ModelRunner } from '../../services/worker/model-runner.js';
 import { ModelWorker, type WorkerOptions } from '../../services/worker/worker.js';
 import { endOffsets } from '../../services/shared/topic-range.js';
@@ -83,6 +83,24 @@ export class TestPipeline {
     readonly kafka: Kafka,
     readonly topics: Topics,
   ) {}
+
+  /**
+   * The environment of a service this pipeline starts as its own process (the built CLI): its
+   * topics, Kafka, Redis and namespace, a fresh aggregator group, and a free metrics port each, since
+   * several services share the host.
+   */
+  serviceEnv(groupPrefix: string): NodeJS.ProcessEnv & { ES_AGGREGATOR_GROUP: string } {
+    return {
+      ...process.env,
+      ...topicsToEnv(this.topics),
+      KAFKA_BROKERS: testInfra().kafkaBrokers.join(','),
+      REDIS_URL: testInfra().redisUrl,
+      ES_REDIS_NAMESPACE: this.keys.namespace,
+      ES_AGGREGATOR_GROUP: uniqueName(groupPrefix),
+      LOG_LEVEL: 'error',
+      ES_METRICS_PORT: '0',
+    };
+  }
 
   async startWorker(runner: ModelRunner, options: Partial<WorkerOptions> = {}): Promise<ModelWorker> {
     const worker = new ModelWorker({
