@@ -4,9 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../services/shared/repo-root.js';
-import { topicsToEnv } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
-import { testInfra } from '../support/infra.js';
 import {
   classificationConfig,
   countByKey,

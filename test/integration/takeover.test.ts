@@ -7,9 +7,7 @@ import type { Aggregator } from '../../services/aggregator/aggregator.js';
 import { codecs } from '../../services/shared/codec.js';
 import type { Prediction } from '../../services/shared/records.js';
 import { repoRoot } from '../../services/shared/repo-root.js';
-import { topicsToEnv } from '../../services/shared/topics.js';
 import { uniqueName } from '../support/ids.js';
-import { testInfra } from '../support/infra.js';
 import {
   classificationConfig,
   countByKey,
