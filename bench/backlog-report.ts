@@ -14,10 +14,27 @@ export function formatBacklog(r: BacklogResult): string {
   out.push(
     `Backlog: ${r.requests} requests pre-loaded (${r.predictions} predictions of ${r.models} synthetic models, ${r.classes} classes, ${r.partitions} partitions; ${fmt(r.preload.predictionsPerSecond)} predictions/s), drained by each joiner exactly once into its own topic; load average ${fmt(r.loadAverage1m.start, 2)} -> ${fmt(r.loadAverage1m.end, 2)}`,
   );
-  out.push("(drain: first result to last by the broker's append times; CPU s from the first result seen to the last input offset committed)");
+  out.push(
+    "(drain: first result to last by the broker's append times; CPU s from the first result seen to the last input offset committed; others cores: the machine's cores busy meanwhile with work not under test)",
+  );
   out.push(
     formatTable(
-      ['joiner', 'start-up s', 'results', 'missing', 'dup', 'complete', 'drain s', 'fused/s', 'CPU s joiner', 'redis', 'kafka', 'total', 'us/result'],
+      [
+        'joiner',
+        'start-up s',
+        'results',
+        'missing',
+        'dup',
+        'complete',
+        'drain s',
+        'fused/s',
+        'CPU s joiner',
+        'redis',
+        'kafka',
+        'total',
+        'us/result',
+        'others cores',
+      ],
       r.runs.map((run) => [
         run.joiner,
         fmt(run.startupSeconds, 1),
@@ -32,6 +49,7 @@ export function formatBacklog(r: BacklogResult): string {
         fmt(cpuOf(run, 'kafka'), 1),
         fmt(total(run), 1),
         fmt(run.cpuUsPerResult),
+        fmt(run.machine.otherCores, 2),
       ]),
     ),
   );

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Admin, Kafka, Message } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -83,6 +83,8 @@ export interface JoinerRun {
   startupCpu: ProcessCpu[];
   /** CPU of all the processes over the drain per result, microseconds. */
   cpuUsPerResult: number;
+  /** Cores busy on the machine over the drain, and of them those busy with work not under test. */
+  machine: { busyCores: number; otherCores: number };
 }
 
 export interface BacklogResult {
@@ -313,11 +315,36 @@ export interface Drained {
   startedAtMs: number;
   cpu: ProcessCpu[];
   startupCpu: ProcessCpu[];
+  /** Over the same window as `cpu`: cores busy on the machine, and of them those busy with other work. */
+  machine: { busyCores: number; otherCores: number };
 }
 
 /** The processes whose CPU is read: the joiner (its pid once started), Redis, the broker. */
 function cpuOf(pids: readonly { name: string; pid: number | undefined }[]): Map<string, number> {
   return new Map(pids.map(({ name, pid }) => [name, pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)]));
+}
+
+interface MachineTicks {
+  atMs: number;
+  busy: number;
+  total: number;
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machineTicks(): MachineTicks {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { atMs: Date.now(), busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+
+/** Cores busy over a window, every process counted, and of them the cores not used by `ours`. */
+function machineBetween(from: MachineTicks, to: MachineTicks, ours: readonly ProcessCpu[]): Drained['machine'] {
+  const seconds = (to.atMs - from.atMs) / 1000;
+  if (!(seconds > 0) || to.total <= from.total) return { busyCores: Number.NaN, otherCores: Number.NaN };
+  const busyCores = ((to.busy - from.busy) / (to.total - from.total)) * cpus().length;
+  const ourCores = ours.reduce((a, p) => a + (Number.isFinite(p.cpuSeconds) ? p.cpuSeconds : 0), 0) / seconds;
+  return { busyCores, otherCores: Math.max(0, busyCores - ourCores) };
 }
 
 function cpuBetween(from: Map<string, number>, to: Map<string, number>): ProcessCpu[] {
@@ -351,19 +378,21 @@ async function drain(
   atStart.set(joiner, 0);
   const pids = [{ name: joiner, pid: child.pid }, ...infra];
   const timeoutAt = Date.now() + 120_000 + 3 * ctx.requests;
-  let atFirst: Map<string, number> | undefined;
+  const snapshot = () => ({ cpu: cpuOf(pids), ticks: machineTicks() });
+  let atFirst: ReturnType<typeof snapshot> | undefined;
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${joiner} exited (code ${child.exitCode}) before draining the backlog; see ${logFile}`);
       if (Date.now() > timeoutAt) throw new Error(`${joiner} did not drain the backlog in time; see ${logFile}`);
       // A group's coordinator may still be loading (a fresh broker): a failed poll is tried again.
-      if (atFirst === undefined && (await anyRecords(admin, output).catch(() => false))) atFirst = cpuOf(pids);
+      if (atFirst === undefined && (await anyRecords(admin, output).catch(() => false))) atFirst = snapshot();
       if (await committedAll(admin, group, input, inputEnds).catch(() => false)) break;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    const atEnd = cpuOf(pids);
+    const atEnd = snapshot();
     const first = atFirst ?? atEnd;
-    return { joiner, startedAtMs, cpu: cpuBetween(first, atEnd), startupCpu: cpuBetween(atStart, first) };
+    const cpu = cpuBetween(first.cpu, atEnd.cpu);
+    return { joiner, startedAtMs, cpu, startupCpu: cpuBetween(atStart, first.cpu), machine: machineBetween(first.ticks, atEnd.ticks, cpu) };
   } finally {
     await admin.disconnect();
     child.kill('SIGTERM');
@@ -442,6 +471,7 @@ export function summarise(d: Drained, output: ReadonlyMap<string, OutputRecord>,
     cpu: d.cpu,
     startupCpu: d.startupCpu,
     cpuUsPerResult: results > 0 ? (total * 1e6) / results : Number.NaN,
+    machine: d.machine,
   };
 }
 

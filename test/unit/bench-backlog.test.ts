@@ -36,6 +36,7 @@ const drained: Drained = {
     { name: 'kafka', cpuSeconds: Number.NaN },
   ],
   startupCpu: [],
+  machine: { busyCores: 1.5, otherCores: 0.25 },
 };
 
 describe('bench options: the backlog profile', () => {
