@@ -18,7 +18,11 @@ describe('CommitLanes', () => {
   it('lets the next batch commit only once the one in flight has committed', async () => {
     const lanes = new CommitLanes();
     const first = deferred<bigint>();
-    lanes.start(0, () => first.promise, async () => undefined);
+    lanes.start(
+      0,
+      () => first.promise,
+      async () => undefined,
+    );
     const epoch = lanes.epoch(0);
     let allowed: boolean | undefined;
     const waiting = lanes.mayCommit(0, epoch).then((ok) => {
@@ -69,7 +73,11 @@ describe('CommitLanes', () => {
   it('keeps partitions apart', async () => {
     const lanes = new CommitLanes();
     const slow = deferred<bigint>();
-    lanes.start(0, () => slow.promise, async () => undefined);
+    lanes.start(
+      0,
+      () => slow.promise,
+      async () => undefined,
+    );
     expect(await lanes.mayCommit(2, lanes.epoch(2))).toBe(true);
     slow.resolve(1n);
   });
@@ -89,8 +97,16 @@ describe('CommitLanes', () => {
     const lanes = new CommitLanes();
     const a = deferred<bigint>();
     const b = deferred<bigint>();
-    lanes.start(0, () => a.promise, async () => undefined);
-    lanes.start(1, () => b.promise, async () => undefined);
+    lanes.start(
+      0,
+      () => a.promise,
+      async () => undefined,
+    );
+    lanes.start(
+      1,
+      () => b.promise,
+      async () => undefined,
+    );
     let drained = false;
     const draining = lanes.drain().then(() => {
       drained = true;
