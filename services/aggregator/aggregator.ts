@@ -38,7 +38,7 @@ export interface AggregatorOptions {
   groupId?: string;
   /** Partitions whose batches are processed at the same time. @defaultValue 8 */
   partitionsConsumedConcurrently?: number;
-  /** How often every partition is swept for expired requests, as a backstop to exact timers, ms. @defaultValue 100 */
+  /** How often every partition is swept for expired requests, as a backstop to exact timers, ms. @defaultValue 1000 */
   sweepIntervalMs?: number;
   /** Consumer group session timeout: how soon a dead instance's partitions move, ms. @defaultValue 4000 */
   sessionTimeoutMs?: number;
@@ -147,7 +147,7 @@ export class Aggregator {
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
       predictionsTopic: o.topics.predictions,
       controlSecret: o.controlSecret,
-      intervalMs: o.sweepIntervalMs ?? 100,
+      intervalMs: o.sweepIntervalMs ?? 1000,
       logger: o.logger,
     });
   }
