@@ -65,8 +65,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --delivery LIST      exactly-once,at-least-once: run each profile in each mode (exactly-once)
   --idle-seconds N     CPU of the whole pipeline with no traffic, after each profile (30; 0: skip)
 
-Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers;
-set KAFKA_PORT/KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
+Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers,
+the broker on KAFKA_BROKERS's port; set KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
 
 export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   const { values } = parseArgs({
