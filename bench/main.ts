@@ -18,6 +18,7 @@ import { createTopics, deleteTopics } from './kafka-topics.js';
 import { startLoadGenerator } from './load-driver.js';
 import { brokerPid, watchedProcesses } from './local-processes.js';
 import { messageSizes } from './message-sizes.js';
+import { measureMetricsCost } from './metrics-cost.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
 import { type IdleResult, measureIdle, type PhaseContext, type PhaseResult, runPhase } from './phase.js';
 import { kafkaRequestsEnv, loadProfile, requestsFile, Pipeline, type Profile } from './pipeline.js';
@@ -92,7 +93,18 @@ async function main(argv: string[]): Promise<void> {
     const cpuProfiles: ProfileSummary[] = [];
     let backlog: BacklogResult | undefined;
     if (options.backlog !== undefined) {
-      const backlogContext = { kafka, redis, env, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, options, runId, workDir, say, cpuProfileDir: profileDir };
+      const backlogContext = {
+        kafka,
+        redis,
+        env,
+        brokers: runtime.kafkaBrokers,
+        partitions: runtime.partitions,
+        options,
+        runId,
+        workDir,
+        say,
+        cpuProfileDir: profileDir,
+      };
       backlog = await runBacklog({ ...backlogContext, requests: options.backlog });
       if (profileDir !== undefined) cpuProfiles.push(...summariseProfiles(profileDir, 'backlog'));
     }
@@ -161,6 +173,7 @@ async function main(argv: string[]): Promise<void> {
       redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },
       cpuProfiles,
       ...(backlog === undefined ? {} : { backlog }),
+      metricsCost: await measureMetricsCost(),
     };
     const jsonPath = join(resultsDir, `${stamp}.json`);
     const svgPath = join(resultsDir, `${stamp}-latency.svg`);

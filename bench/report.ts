@@ -1,3 +1,4 @@
+import { formatMetricsCost, type MetricsCost } from './metrics-cost.js';
 import { formatTable } from '../services/core/table.js';
 import type { BacklogResult } from './backlog.js';
 import { formatBacklog } from './backlog-report.js';
@@ -35,6 +36,8 @@ export interface BenchReport {
   cpuProfiles: ProfileSummary[];
   /** The aggregator against a Kafka Streams app on a pre-loaded topic (--profile backlog). */
   backlog?: BacklogResult;
+  /** What the Prometheus instruments cost per result (metrics-cost.ts). */
+  metricsCost: MetricsCost;
 }
 
 /** Messages moved per fused result with three models. */
@@ -87,7 +90,7 @@ export function formatReport(r: BenchReport): string {
     `records: feature event ${r.messageBytes.featureEvent} B, prediction ${r.messageBytes.prediction} B, fused ${r.messageBytes.fused} B; ${e.partitions} partitions`,
   );
   if (reps > 1) out.push(`figures are medians of ${reps} runs of each phase`);
-  if (r.phases.length === 0 && r.backlog !== undefined) return [...out, '', formatBacklog(r.backlog)].join('\n');
+  if (r.phases.length === 0 && r.backlog !== undefined) return [...out, '', formatBacklog(r.backlog), '', ...formatMetricsCost(r.metricsCost)].join('\n');
 
   out.push('', 'Throughput and end-to-end latency (feature event created -> fused result consumed), ms');
   out.push(
@@ -329,6 +332,7 @@ export function formatReport(r: BenchReport): string {
     );
   }
   if (r.backlog !== undefined) out.push('', formatBacklog(r.backlog));
+  out.push('', ...formatMetricsCost(r.metricsCost));
   return out.join('\n');
 }
 
