@@ -94,7 +94,10 @@ export async function measureMetricsCost(batchSize = 100, batches = 5000): Promi
     worker.call('synthetic-a', 0.4);
   };
   // Warm both up first, then measure.
-  for (let b = 0; b < 500; b++) onAggregatorBatch(b), onWorkerBatch(b);
+  for (let b = 0; b < 500; b++) {
+    onAggregatorBatch(b);
+    onWorkerBatch(b);
+  }
   const aggregatorMicros = cpuMicros(() => {
     for (let b = 0; b < batches; b++) onAggregatorBatch(b);
   });
