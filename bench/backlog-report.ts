@@ -59,7 +59,7 @@ export function formatBacklog(r: BacklogResult): string {
   );
   const ks = r.kafkaStreams;
   out.push(
-    `Kafka Streams ${ks.version}: ${ks.processingGuarantee}, commit.interval.ms ${ks.commitIntervalMs} (its default under exactly-once), ${ks.streamThreads} stream thread, ${ks.store}; aggregator deadline ${r.deadlineMs} ms, state TTL ${r.stateTtlMs} ms`,
+    `Kafka Streams ${ks.version}: ${ks.processingGuarantee}, commit.interval.ms ${ks.commitIntervalMs} (its default under exactly-once), ${ks.streamThreads} stream thread, ${ks.store}; ${r.aggregators} aggregator process${r.aggregators === 1 ? '' : 'es'}, deadline ${r.deadlineMs} ms, state TTL ${r.stateTtlMs} ms`,
   );
   return out.join('\n');
 }

@@ -96,6 +96,8 @@ export interface BacklogResult {
   classes: number;
   partitions: number;
   preload: { seconds: number; predictionsPerSecond: number };
+  /** Aggregator processes sharing the partitions (--aggregators). */
+  aggregators: number;
   /** The aggregator's join deadline and state TTL for the run. */
   deadlineMs: number;
   stateTtlMs: number;
@@ -111,16 +113,16 @@ export interface BacklogResult {
 }
 
 /** Children of the comparison still running, stopped if the bench is interrupted. */
-const children = new Set<ChildProcess>();
+const running = new Set<ChildProcess>();
 let stopsChildren = false;
 
 function track(child: ChildProcess): void {
-  children.add(child);
+  running.add(child);
   if (stopsChildren) return;
   stopsChildren = true;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      for (const c of children) c.kill('SIGTERM');
+      for (const c of running) c.kill('SIGTERM');
     });
   }
 }
@@ -150,11 +152,19 @@ export async function runBacklog(ctx: BacklogContext): Promise<BacklogResult> {
     say('backlog: the aggregator drains it (exactly once, a fresh consumer group) ...');
     const group = `${ctx.runId}.aggregator.backlog`;
     const aggregatorEnv = { ...ctx.env, ES_TOPIC_PREFIX: prefix, ES_REDIS_NAMESPACE: namespace, ES_AGGREGATOR_GROUP: group, ES_METRICS_PORT: '0' };
-    const profiled = ctx.cpuProfileDir === undefined ? aggregatorEnv : cpuProfileEnv(aggregatorEnv, join(ctx.cpuProfileDir, 'backlog-aggregator.cpuprofile'));
-    const aggregator = await drain(ctx, 'aggregator', group, topics.predictions, topics.fused, inputEnds, () => {
-      const s = spawnService('bench-backlog-aggregator', ['aggregator', '--config', configPath], { ...profiled, ES_INSTANCE_ID: 'bench-backlog' });
-      return { child: s.child, logFile: s.logFile };
-    });
+    const profiled = cpuProfileEnvFor(ctx, aggregatorEnv, '');
+    // --aggregators N: N processes share the partitions (and the machine's cores).
+    const instances = Array.from({ length: ctx.options.aggregators }, (_, i) => (ctx.options.aggregators === 1 ? '' : `-${i + 1}`));
+    const aggregator = await drain(ctx, 'aggregator', group, topics.predictions, topics.fused, inputEnds, () =>
+      instances.map((suffix) => {
+        const env = suffix === '' ? profiled : cpuProfileEnvFor(ctx, aggregatorEnv, suffix);
+        const s = spawnService(`bench-backlog-aggregator${suffix}`, ['aggregator', '--config', configPath], {
+          ...env,
+          ES_INSTANCE_ID: `bench-backlog${suffix}`,
+        });
+        return { child: s.child, logFile: s.logFile };
+      }),
+    );
     await deleteKeys(ctx.redis, namespace);
 
     say('backlog: the Kafka Streams app drains it (exactly_once_v2, a fresh application id) ...');
@@ -187,6 +197,7 @@ export async function runBacklog(ctx: BacklogContext): Promise<BacklogResult> {
       classes: ctx.options.classes,
       partitions: ctx.partitions,
       preload,
+      aggregators: ctx.options.aggregators,
       deadlineMs,
       stateTtlMs,
       kafkaStreams: {
@@ -323,6 +334,13 @@ export interface Drained {
 }
 
 /** The processes whose CPU is read: the joiner (its pid once started), Redis, the broker. */
+/** CPU seconds of each named group of processes, summed. */
+function cpuOfAll(groups: readonly { name: string; pids: readonly (number | undefined)[] }[]): Map<string, number> {
+  return new Map(
+    groups.map(({ name, pids }) => [name, pids.reduce<number>((sum, pid) => sum + (pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)), 0)]),
+  );
+}
+
 function cpuOf(pids: readonly { name: string; pid: number | undefined }[]): Map<string, number> {
   return new Map(pids.map(({ name, pid }) => [name, pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)]));
 }
@@ -358,6 +376,11 @@ function cpuBetween(from: Map<string, number>, to: Map<string, number>): Process
  * Starts a joiner and waits until its group committed the end offset of every input partition (so
  * every result is committed), reading CPU at its start, at its first result and at the end. Stops it.
  */
+/** `env` for an aggregator of the drain, profiled if --cpu-profile asked for it. */
+function cpuProfileEnvFor(ctx: BacklogContext, env: NodeJS.ProcessEnv, suffix: string): NodeJS.ProcessEnv {
+  return ctx.cpuProfileDir === undefined ? env : cpuProfileEnv(env, join(ctx.cpuProfileDir, `backlog-aggregator${suffix}.cpuprofile`));
+}
+
 async function drain(
   ctx: BacklogContext,
   joiner: JoinerRun['joiner'],
@@ -365,7 +388,7 @@ async function drain(
   input: string,
   output: string,
   inputEnds: Map<number, bigint>,
-  start: () => { child: ChildProcess; logFile: string },
+  start: () => { child: ChildProcess; logFile: string } | { child: ChildProcess; logFile: string }[],
 ): Promise<Drained> {
   const admin = ctx.kafka.admin();
   await admin.connect();
@@ -375,18 +398,21 @@ async function drain(
   ];
   const atStart = cpuOf([{ name: joiner, pid: undefined }, ...infra]);
   const startedAtMs = Date.now();
-  const { child, logFile } = start();
-  track(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const started = start();
+  const processes = Array.isArray(started) ? started : [started];
+  const children = processes.map((p) => p.child);
+  for (const child of children) track(child);
+  const exited = Promise.all(children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve()))));
   atStart.set(joiner, 0);
-  const pids = [{ name: joiner, pid: child.pid }, ...infra];
+  const pids = [{ name: joiner, pids: children.map((c) => c.pid) }, ...infra.map((i) => ({ name: i.name, pids: [i.pid] }))];
   const timeoutAt = Date.now() + 120_000 + 3 * ctx.requests;
-  const snapshot = () => ({ cpu: cpuOf(pids), ticks: machineTicks() });
+  const snapshot = () => ({ cpu: cpuOfAll(pids), ticks: machineTicks() });
   let atFirst: ReturnType<typeof snapshot> | undefined;
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`${joiner} exited (code ${child.exitCode}) before draining the backlog; see ${logFile}`);
-      if (Date.now() > timeoutAt) throw new Error(`${joiner} did not drain the backlog in time; see ${logFile}`);
+      const gone = processes.find((p) => p.child.exitCode !== null);
+      if (gone !== undefined) throw new Error(`${joiner} exited (code ${gone.child.exitCode}) before draining the backlog; see ${gone.logFile}`);
+      if (Date.now() > timeoutAt) throw new Error(`${joiner} did not drain the backlog in time; see ${processes.map((p) => p.logFile).join(', ')}`);
       // A group's coordinator may still be loading (a fresh broker): a failed poll is tried again.
       if (atFirst === undefined && (await anyRecords(admin, output).catch(() => false))) atFirst = snapshot();
       if (await committedAll(admin, group, input, inputEnds).catch(() => false)) break;
@@ -398,11 +424,13 @@ async function drain(
     return { joiner, startedAtMs, cpu, startupCpu: cpuBetween(atStart, first.cpu), machine: machineBetween(first.ticks, atEnd.ticks, cpu) };
   } finally {
     await admin.disconnect();
-    child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    for (const child of children) child.kill('SIGTERM');
+    const kill = setTimeout(() => {
+      for (const child of children) child.kill('SIGKILL');
+    }, 30_000);
     await exited;
     clearTimeout(kill);
-    children.delete(child);
+    for (const child of children) running.delete(child);
   }
 }
 

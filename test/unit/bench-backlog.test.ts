@@ -93,6 +93,7 @@ describe('backlog results', () => {
       classes: 2,
       partitions: 3,
       preload: { seconds: 1, predictionsPerSecond: 9 },
+      aggregators: 1,
       deadlineMs: 600_000,
       stateTtlMs: 660_000,
       kafkaStreams: { version: '4.3.1', processingGuarantee: 'exactly_once_v2', commitIntervalMs: 100, streamThreads: 1, store: 'persistent' },
