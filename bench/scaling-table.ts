@@ -106,8 +106,9 @@ export function formatScaling(r: ScalingReport): string {
   if (r.rows.length > 0) {
     out.push(
       '',
-      'Scaling at saturation: fused results/s (first request created to last result received) and CPU microseconds per fused result, in total (every process: workers, aggregators,',
-      'broker, Redis, load generator and collector) and by part; missing / duplicated results of the warm-up and the phase (must be 0)',
+      'Scaling at saturation: fused results/s (first request created to last result received) and CPU microseconds per fused result, in total',
+      '(every process: workers, aggregators, broker, Redis, and the client: load generator and collector) and by part; missing / duplicated',
+      'results of the warm-up and the phase (must be 0); cores busy on the machine / of them with work not under test; load average at the end',
     );
     out.push(
       formatTable(
@@ -121,6 +122,7 @@ export function formatScaling(r: ScalingReport): string {
           'aggregators us',
           'broker us',
           'redis us',
+          'client us',
           'missing/dup',
           'busy/others',
           'load',
@@ -135,6 +137,7 @@ export function formatScaling(r: ScalingReport): string {
           fmt(row.cpuUs.aggregators),
           fmt(row.cpuUs.broker),
           fmt(row.cpuUs.redis),
+          fmt(row.cpuUs.client),
           `${row.missing}/${row.duplicates}`,
           `${fmt(row.machine.busyCores, 2)}/${fmt(row.machine.otherCores, 2)}`,
           fmt(row.machine.loadAverage1m, 1),

@@ -68,7 +68,7 @@ describe('scaling table', () => {
 
   it('prints one row per configuration and the memory per open request', () => {
     const text = formatScaling(report);
-    expect(text).toMatch(/10 +2 +12 +812 +2400 +1200 +500 +400 +40 +0\/0/);
+    expect(text).toMatch(/10 +2 +12 +812 +2400 +1200 +500 +400 +40 +260 +0\/0/);
     expect(text).toContain('failed: workers did not start');
     expect(text).toMatch(/1000 +2930 KiB +1000 KiB +1024 +1000 +0/);
   });
