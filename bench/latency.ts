@@ -12,15 +12,18 @@ export interface Distribution {
 
 /**
  * Where a request's time went, along its critical path (the prediction that completed the join,
- * i.e. the last one produced). The four stages add up to the end-to-end latency exactly:
+ * i.e. the last one produced). The five stages add up to the end-to-end latency exactly:
  *   pickup       feature event created -> that worker took it (Prediction.receivedAtMs)
  *   worker       taken -> its prediction stamped by the worker's producer (inference, encode, send)
- *   toAggregator prediction stamped -> fused (FusedPrediction.fusedAtMs: broker, fetch, Redis join)
- *   toClient     fused -> the client received the committed result (encode, transaction, fetch)
+ *   toAggregator prediction stamped -> fused (FusedPrediction.fusedAtMs: broker, fetch, the batch's
+ *                start; fusedAtMs is the time the join script ran with)
+ *   fusing       fused -> the result stamped by the aggregator's producer (Redis join, fusion, encode,
+ *                and waiting for the partition's previous transaction)
+ *   toClient     stamped -> the client received the committed result (transaction, commit markers, fetch)
  */
 export interface PhaseLatency {
   endToEnd: Distribution;
-  stages: { pickup: Distribution; worker: Distribution; toAggregator: Distribution; toClient: Distribution };
+  stages: { pickup: Distribution; worker: Distribution; toAggregator: Distribution; fusing: Distribution; toClient: Distribution };
   /** Requests whose predictions were found, so that stages could be computed. */
   traced: number;
 }
@@ -56,6 +59,7 @@ export function phaseLatency(
   const pickup: number[] = [];
   const worker: number[] = [];
   const toAggregator: number[] = [];
+  const fusing: number[] = [];
   const toClient: number[] = [];
   for (const id of ids) {
     const f = fused.get(id);
@@ -67,11 +71,18 @@ export function phaseLatency(
     pickup.push(last.receivedAtMs - f.requestCreatedAtMs);
     worker.push(last.producedAtMs - last.receivedAtMs);
     toAggregator.push(f.fusedAtMs - last.producedAtMs);
-    toClient.push(f.receivedAtMs - f.fusedAtMs);
+    fusing.push(f.producedAtMs - f.fusedAtMs);
+    toClient.push(f.receivedAtMs - f.producedAtMs);
   }
   return {
     endToEnd: distribution(e2e),
-    stages: { pickup: distribution(pickup), worker: distribution(worker), toAggregator: distribution(toAggregator), toClient: distribution(toClient) },
+    stages: {
+      pickup: distribution(pickup),
+      worker: distribution(worker),
+      toAggregator: distribution(toAggregator),
+      fusing: distribution(fusing),
+      toClient: distribution(toClient),
+    },
     traced: pickup.length,
   };
 }

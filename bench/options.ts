@@ -73,8 +73,8 @@ export const USAGE = `usage: npm run bench -- [options]
                        then Redis memory with --open-requests LIST requests waiting in the join for
                        a model that never answers (1000,10000,50000; 0: skip)
 
-Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers;
-set KAFKA_PORT/KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
+Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers,
+the broker on KAFKA_BROKERS's port; set KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
 
 export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   const { values } = parseArgs({

@@ -114,12 +114,21 @@ export function formatReport(r: BenchReport): string {
   out.push('', 'Stages along the critical path (the prediction that completed the join), ms p50 / p99');
   out.push(
     formatTable(
-      ['profile', 'load', 'pickup', 'worker', 'to aggregator', 'to client', 'traced'],
+      ['profile', 'load', 'pickup', 'worker', 'to aggregator', 'fusing', 'to client', 'traced'],
       groups(r.phases).map((g) => {
         const first = g[0] as PhaseResult;
         const s = (k: keyof PhaseResult['latency']['stages']) =>
           `${fmt(median(g.map((p) => p.latency.stages[k].p50)))} / ${fmt(median(g.map((p) => p.latency.stages[k].p99)))}`;
-        return [first.profile, first.load, s('pickup'), s('worker'), s('toAggregator'), s('toClient'), fmt(median(g.map((p) => p.latency.traced)))];
+        return [
+          first.profile,
+          first.load,
+          s('pickup'),
+          s('worker'),
+          s('toAggregator'),
+          s('fusing'),
+          s('toClient'),
+          fmt(median(g.map((p) => p.latency.traced))),
+        ];
       }),
     ),
   );

@@ -3,8 +3,9 @@
 # come from Maven Central (infra/kafka/pom.xml), versions from infra/versions.env, state lives under
 # $ES_LOCAL_DIR/kafka.
 #
-#   kafka.sh fetch [--tools]   resolve the broker classpath into lib/ (--tools: also tools-lib/, for
-#                              java -cp '<dir>/tools-lib/*' org.apache.kafka.tools.TopicCommand ...)
+#   kafka.sh fetch [--tools]   resolve the broker classpath into lib/, with the tools jar (java -cp
+#                              '<dir>/lib/*' org.apache.kafka.tools.TopicCommand ...); --tools: also
+#                              tools-lib/, the tools with all their dependencies (the perf tools)
 #   kafka.sh start             fetch, configure, format once, start and wait until a metadata request
 #                              answers; reuses a broker already answering on the port
 #   kafka.sh stop              stop the broker this script started (and nothing else)

@@ -11,11 +11,13 @@ import type { FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from '../core/ensemble-config.js';
+import { drainBeforeRejoin } from '../shared/kafkajs-rejoin-drain.js';
 import { AggregatorMetrics } from './aggregator-metrics.js';
+import { CommitLanes } from './commit-lanes.js';
 import { DeadlineSweeper } from './deadline-sweeper.js';
 import { staticFuser } from './fuser-factory.js';
 import type { Fuser } from '../core/fusion/index.js';
-import { type Admitted, admit, deadLetters, type Settled, settle } from './join-plan.js';
+import { type Admitted, admit, deadLetters, type Rejected, type Settled, settle } from './join-plan.js';
 import { type JoinBatchResult, JoinStore, StateLostError } from './join-store.js';
 import { type AwaitPlan, ModelHealth } from './model-health.js';
 import { PredictionIngress } from '../core/prediction-ingress.js';
@@ -36,7 +38,7 @@ export interface AggregatorOptions {
   groupId?: string;
   /** Partitions whose batches are processed at the same time. @defaultValue 8 */
   partitionsConsumedConcurrently?: number;
-  /** How often every partition is swept for expired requests, as a backstop to exact timers, ms. @defaultValue 100 */
+  /** How often every partition is swept for expired requests, as a backstop to exact timers, ms. @defaultValue 1000 */
   sweepIntervalMs?: number;
   /** Consumer group session timeout: how soon a dead instance's partitions move, ms. @defaultValue 4000 */
   sessionTimeoutMs?: number;
@@ -64,6 +66,17 @@ export interface AggregatorStats {
   retriedBatches: number;
   /** Partitions whose join state was rebuilt from Kafka. */
   restores: number;
+}
+
+/** A batch joined and settled, with the records its commit writes. */
+interface PreparedBatch {
+  batch: Batch;
+  settled: Settled;
+  rejected: Rejected[];
+  fused: Message[];
+  letters: Message[];
+  /** performance.now() when the batch started. */
+  started: number;
 }
 
 /** Most bytes fetched per partition at once: bounds the size of a batch's transaction. */
@@ -94,6 +107,9 @@ export class Aggregator {
   /** One transactional producer per input partition, created on the partition's first batch. */
   private readonly producers = new Map<number, Promise<Producer>>();
   private readonly failures = new Map<number, number>();
+  private readonly lanes = new CommitLanes();
+  private stopping = false;
+  private undrain: () => void = () => undefined;
   private readonly ingress: PredictionIngress;
   private readonly fusion: RequestFusion;
   private readonly sweeper: DeadlineSweeper;
@@ -131,12 +147,13 @@ export class Aggregator {
       joinStore: new JoinStore(o.sweeperRedis, o.joinStore.keys, o.joinStore.options),
       predictionsTopic: o.topics.predictions,
       controlSecret: o.controlSecret,
-      intervalMs: o.sweepIntervalMs ?? 100,
+      intervalMs: o.sweepIntervalMs ?? 1000,
       logger: o.logger,
     });
   }
 
   async start(): Promise<void> {
+    this.undrain = drainBeforeRejoin(this.groupId, () => this.lanes.drain());
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.predictions, fromBeginning: true });
     await this.consumer.run({
@@ -152,8 +169,12 @@ export class Aggregator {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.sweeper.stop();
+    // Leaving the group waits for the commits in flight (drainBeforeRejoin).
     await this.consumer.disconnect();
+    await this.lanes.drain();
+    this.undrain();
     await Promise.allSettled([...this.producers.values()].map(async (p) => (await p).disconnect()));
     this.producers.clear();
   }
@@ -161,13 +182,28 @@ export class Aggregator {
   /**
    * An error that may be the messages' fault goes to the guard (PoisonGuard), which isolates the
    * message that causes it; any other failure is retried from the committed offset (retryLater).
+   * The batch's commit runs after this returns (CommitLanes), unless the partition's last commit
+   * failed: then it runs here, so that its errors reach the guard too.
    */
-  private async onBatch(payload: EachBatchPayload): Promise<undefined> {
+  private async onBatch(payload: EachBatchPayload): Promise<'retry' | undefined> {
     const { batch, isStale } = payload;
     if (batch.messages.length === 0 || isStale()) return undefined;
+    const { partition } = batch;
+    const epoch = this.lanes.epoch(partition);
     try {
-      await this.processBatch(payload);
-      this.failures.delete(batch.partition);
+      const fresh = this.uncommittedPart(batch);
+      if (fresh === undefined) return undefined;
+      const prepared = await this.prepare({ ...payload, batch: fresh });
+      if (!(await this.lanes.mayCommit(partition, epoch))) return 'retry';
+      if (this.lanes.recovering(partition)) {
+        this.lanes.committed(partition, await this.commitPrepared(prepared));
+        return undefined;
+      }
+      this.lanes.start(
+        partition,
+        () => this.commitPrepared(prepared),
+        (error) => this.recover(payload, error),
+      );
       return undefined;
     } catch (error) {
       if (blamesTheMessages(error)) throw error;
@@ -176,23 +212,39 @@ export class Aggregator {
     }
   }
 
-  private async processBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+  /** The batch without the messages this instance committed already; undefined if nothing is left. */
+  private uncommittedPart(batch: Batch): Batch | undefined {
+    const first = this.lanes.firstUncommitted(
+      batch.partition,
+      batch.messages.map((m) => m.offset),
+    );
+    if (first === 0) return batch;
+    if (first === batch.messages.length) return undefined;
+    return Object.create(batch, { messages: { value: batch.messages.slice(first) } }) as Batch;
+  }
+
+  /** Joins a batch and settles its outcomes into the records its commit writes. */
+  private async prepare({ batch, heartbeat }: EachBatchPayload): Promise<PreparedBatch> {
     const now = Date.now();
     const started = performance.now();
     this.metrics.fetched(batch.partition, batch.offsetLag());
     const admitted = admit(batch, this.ingress, this.o.config.deadlineMs, this.o.controlSecret);
     const plan = this.health.plan(now);
     const joined = await this.join(batch, admitted, plan, now, heartbeat);
-    const joinedAt = performance.now();
-    this.metrics.step('join', joinedAt - started);
+    this.metrics.step('join', performance.now() - started);
     this.health.probesStarted(plan.probe, joined.probesOpened);
     this.wakeAtDeadlines(admitted, joined);
     const settled = settle(admitted, joined.outcomes, this.fusion);
     const rejected = [...admitted.rejected, ...settled.rejected];
     const letters = deadLetters(batch, rejected, this.service, now, this.o.logger);
     const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
+    return { batch, settled, rejected, fused, letters, started };
+  }
+
+  /** Commits a prepared batch and counts it; resolves with the partition's next offset. */
+  private async commitPrepared({ batch, settled, rejected, fused, letters, started }: PreparedBatch): Promise<bigint> {
     const committing = performance.now();
-    await this.commit(batch, fused, letters);
+    const nextOffset = await this.commit(batch, fused, letters);
     this.counted(batch.partition, settled, letters.length);
     const done = performance.now();
     this.metrics.step('transaction', done - committing);
@@ -201,6 +253,25 @@ export class Aggregator {
       settled.fused,
       rejected.map((r) => r.error.code),
     );
+    this.failures.delete(batch.partition);
+    return nextOffset;
+  }
+
+  /**
+   * A commit that ran after its eachBatch returned failed: read the partition again from its
+   * committed offset (retryLater), trying again until that works or the aggregator stops. The
+   * partition's batches wait meanwhile (CommitLanes.mayCommit), so nothing is fetched past it.
+   */
+  private async recover(payload: EachBatchPayload, error: unknown): Promise<void> {
+    let failure = error;
+    while (!this.stopping) {
+      try {
+        await this.retryLater(payload, failure);
+        return;
+      } catch (again) {
+        failure = again;
+      }
+    }
   }
 
   /** One join script call; a partition whose state Redis lost is rebuilt from Kafka first. */
@@ -243,12 +314,16 @@ export class Aggregator {
   }
 
   /** Writes a batch's results and commits its offsets, in one transaction unless delivery is at-least-once. */
-  private async commit(batch: Batch, fused: Message[], letters: Message[]): Promise<void> {
+  private async commit(batch: Batch, fused: Message[], letters: Message[]): Promise<bigint> {
     const { topic, partition } = batch;
     const last = batch.messages[batch.messages.length - 1];
-    const offsets = [{ topic, partitions: [{ partition, offset: (BigInt(last?.offset ?? '0') + 1n).toString() }] }];
+    const nextOffset = BigInt(last?.offset ?? '0') + 1n;
+    const offsets = [{ topic, partitions: [{ partition, offset: nextOffset.toString() }] }];
     const producer = await this.producerFor(topic, partition);
-    if (this.o.config.delivery === 'at-least-once') return this.commitAcknowledged(producer, offsets, fused, letters);
+    if (this.o.config.delivery === 'at-least-once') {
+      await this.commitAcknowledged(producer, offsets, fused, letters);
+      return nextOffset;
+    }
     const transaction = await producer.transaction();
     try {
       if (fused.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: fused });
@@ -259,6 +334,7 @@ export class Aggregator {
       await transaction.abort().catch(() => undefined);
       throw error;
     }
+    return nextOffset;
   }
 
   /**

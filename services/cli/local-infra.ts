@@ -36,12 +36,32 @@ function running(name: Script, env: NodeJS.ProcessEnv): boolean {
   return script(name, 'status', env).status === 0;
 }
 
+/** The port of KAFKA_BROKERS when it names one broker on this machine, which kafka.sh can run. */
+function localBrokerPort(runtime: RuntimeConfig): string | undefined {
+  const [only, ...more] = runtime.kafkaBrokers;
+  const m = /^(?:127\.0\.0\.1|localhost):(\d+)$/.exec(only ?? '');
+  return more.length === 0 && m !== null ? m[1] : undefined;
+}
+
 /**
- * The ports of a local cluster: KAFKA_BROKERS (all on 127.0.0.1) when given, else 9092 upwards;
- * the Redis Cluster's from REDIS_CLUSTER_PORTS (7001-7006).
+ * Whether the local scripts look after Kafka: always for a cluster of local brokers; for one broker,
+ * unless KAFKA_BROKERS names brokers elsewhere (or several), which they cannot start (those must
+ * answer as they are).
+ */
+export function managesKafka(runtime: RuntimeConfig, shape: InfraShape, env: NodeJS.ProcessEnv): boolean {
+  return shape.brokers > 1 || env.KAFKA_BROKERS === undefined || localBrokerPort(runtime) !== undefined;
+}
+
+/**
+ * The ports of the local brokers: for one, KAFKA_BROKERS's port when given (kafka.sh's KAFKA_PORT), so
+ * a broker already answering there is used and none is started on 9092; for a cluster, KAFKA_BROKERS
+ * (all on 127.0.0.1) when given, else 9092 upwards; the Redis Cluster's from REDIS_CLUSTER_PORTS
+ * (7001-7006).
  */
 export function clusterEnv(runtime: RuntimeConfig, shape: InfraShape, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };
+  const port = env.KAFKA_BROKERS === undefined ? undefined : localBrokerPort(runtime);
+  if (shape.brokers === 1 && port !== undefined) out.KAFKA_PORT = port;
   if (shape.brokers > 1) {
     if (env.KAFKA_BROKERS === undefined) {
       out.KAFKA_CLUSTER_PORTS = Array.from({ length: shape.brokers }, (_, i) => 9092 + i).join(',');
@@ -70,7 +90,7 @@ export async function infraUp(
   const scriptEnv = clusterEnv(runtime, shape, env);
   const redis: Script = shape.redisCluster ? 'redis-cluster' : 'redis';
   const kafka: Script = shape.brokers > 1 ? 'kafka-cluster' : 'kafka';
-  for (const name of [redis, kafka]) {
+  for (const name of managesKafka(runtime, shape, env) ? [redis, kafka] : [redis]) {
     if (running(name, scriptEnv)) continue;
     logger.info(`starting local ${name}`);
     const at = Date.now();

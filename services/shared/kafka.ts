@@ -15,6 +15,7 @@ import {
 import { type AdaptiveFetchSettings, nextFetchWait } from './adaptive-fetch.js';
 import { InfrastructureError } from './errors.js';
 import { followMovedCoordinators } from './kafkajs-coordinator-failover.js';
+import { stopIdleRequestQueueTimers } from './kafkajs-request-queue-fix.js';
 import type { Logger } from './log.js';
 import { FETCH_MAX_BYTES } from './message-limits.js';
 import { readiness } from './readiness.js';
@@ -55,6 +56,7 @@ function securityOptions(security: KafkaSecurity | undefined): Pick<KafkaConfig,
 export function createKafka({ brokers, clientId, logger, security }: KafkaClientOptions): Kafka {
   cacheCoordinatorLookups();
   followMovedCoordinators();
+  stopIdleRequestQueueTimers();
   adaptFetchWaits();
   const toLogger: logCreator =
     () =>

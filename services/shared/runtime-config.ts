@@ -175,7 +175,7 @@ export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env): Runtime
       ...(env.ES_EVALUATOR_GROUP === undefined ? {} : { evaluator: env.ES_EVALUATOR_GROUP }),
       sessionTimeoutMs: positiveInt(env.ES_SESSION_TIMEOUT_MS ?? '4000', 'ES_SESSION_TIMEOUT_MS'),
     },
-    sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '100', 'ES_SWEEP_INTERVAL_MS'),
+    sweepIntervalMs: positiveInt(env.ES_SWEEP_INTERVAL_MS ?? '1000', 'ES_SWEEP_INTERVAL_MS'),
     supervision: readSupervision(env),
   };
 }
