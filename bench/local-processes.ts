@@ -33,7 +33,7 @@ export function brokerPid(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 /** The pid of the redis-server serving the URL's port on this machine, if there is one. */
-function localRedisPid(url: string): number | undefined {
+export function localRedisPid(url: string): number | undefined {
   const { hostname, port } = new URL(url);
   if (hostname !== '127.0.0.1' && hostname !== 'localhost') return undefined;
   for (const entry of readdirSync('/proc')) {

@@ -11,6 +11,7 @@ import { createRedis } from '../services/shared/redis.js';
 import { repoRoot } from '../services/shared/repo-root.js';
 import { DEFAULT_REDIS_URL, readRuntimeConfig } from '../services/shared/runtime-config.js';
 import { allTopics, withPrefix } from '../services/shared/topics.js';
+import { type BacklogResult, backlogProblem, runBacklog } from './backlog.js';
 import { type CeilingResult, measureCeiling } from './ceiling.js';
 import { FusedCollector } from './collector.js';
 import { createTopics, deleteTopics } from './kafka-topics.js';
@@ -43,7 +44,11 @@ async function main(argv: string[]): Promise<void> {
   const runId = `bench-${startedAt.getTime().toString(36)}`;
   const resultsDir = join(repoRoot(), 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, ES_TOPIC_PREFIX: `${runId}-${options.profiles[0]}-`, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ES_TOPIC_PREFIX: `${runId}-${options.profiles[0] ?? 'bench'}-`,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
   const runtime = readRuntimeConfig(env);
   const logger = createLogger('bench', runtime.logLevel);
   const loadStart = loadavg()[0] ?? 0;
@@ -83,6 +88,12 @@ async function main(argv: string[]): Promise<void> {
         brokerPid: brokerPid(env),
         say,
       });
+    }
+
+    let backlog: BacklogResult | undefined;
+    if (options.backlog !== undefined) {
+      const backlogContext = { kafka, redis, env, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, options, runId, workDir, say };
+      backlog = await runBacklog({ ...backlogContext, requests: options.backlog });
     }
 
     loadGenerator = await startLoadGenerator(kafkaRequestsEnv(env, requestsFile(workDir, 'load-generator')));
@@ -156,6 +167,7 @@ async function main(argv: string[]): Promise<void> {
       idle,
       redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },
       cpuProfiles,
+      ...(backlog === undefined ? {} : { backlog }),
     };
     const jsonPath = join(resultsDir, `${stamp}.json`);
     const svgPath = join(resultsDir, `${stamp}-latency.svg`);
@@ -176,6 +188,8 @@ async function main(argv: string[]): Promise<void> {
     say(`plot:    ${svgPath}`);
     const failed = phases.filter((p) => p.missing > 0 || p.duplicates > 0 || p.redis.keysLeft.predictionHashes > 0);
     if (failed.length > 0) throw new Error(`missing or duplicated results, or predictions left in Redis, in ${failed.length} phase(s)`);
+    const backlogFailed = backlog === undefined ? undefined : backlogProblem(backlog);
+    if (backlogFailed !== undefined) throw new Error(backlogFailed);
   } finally {
     loadGenerator?.disconnect();
     redis.disconnect();

@@ -6,6 +6,8 @@ import { parseScalingOptions, type ScalingOptions } from './scaling-table.js';
 
 export type ProfileName = 'synthetic' | 'letter' | 'dead-model' | 'colocated' | 'letter-colocated';
 const PROFILES: readonly ProfileName[] = ['synthetic', 'letter', 'dead-model', 'colocated', 'letter-colocated'];
+/** Not a pipeline profile: the aggregator against a Kafka Streams app on a pre-loaded topic (backlog.ts). */
+const BACKLOG = 'backlog';
 
 export interface BenchOptions {
   /** Measured requests per phase. */
@@ -43,6 +45,8 @@ export interface BenchOptions {
   partitions?: number;
   /** `--scaling`: the scaling matrix and the Redis memory table instead of the profiles (bench/scaling.ts). */
   scaling?: ScalingOptions;
+  /** Requests of the backlog comparison (backlog.ts), when --profile lists it. */
+  backlog?: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -51,8 +55,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --rate N             offered rate of the fixed-rate phase, req/s (2000)
   --warmup N           unmeasured requests before each profile's phases (2000)
   --repeat N           runs of each phase; the table shows medians (1)
-  --profile LIST       synthetic,letter,dead-model,colocated,letter-colocated (all; colocated: the same
-                       models in one worker process instead of one process per model)
+  --profile LIST       synthetic,letter,dead-model,colocated,letter-colocated,backlog (all; colocated: the
+                       same models in one worker process instead of one process per model; backlog: the
+                       aggregator and a Kafka Streams app, bench/kafka-streams, each draining the same
+                       pre-loaded topic exactly once; its deadline is at least 10 min)
+  --backlog-requests N requests pre-loaded for the backlog profile (100000; 3 predictions each)
   --classes N          probabilities per synthetic answer (26, like letter)
   --no-ceiling         skip the raw broker measurements
   --ceiling-records N  records per raw broker measurement (100000)
@@ -100,12 +107,15 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       partitions: { type: 'string' },
       scaling: { type: 'boolean' },
       'open-requests': { type: 'string' },
+      'backlog-requests': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return undefined;
-  const profiles = (values.profile ?? PROFILES.join(',')).split(',').map((p) => p.trim());
-  for (const p of profiles) if (!(PROFILES as readonly string[]).includes(p)) throw new ConfigError(`--profile: "${p}" is not one of ${PROFILES.join(', ')}`);
+  const listed = (values.profile ?? [...PROFILES, BACKLOG].join(',')).split(',').map((p) => p.trim());
+  for (const p of listed)
+    if (![...PROFILES, BACKLOG].includes(p)) throw new ConfigError(`--profile: "${p}" is not one of ${[...PROFILES, BACKLOG].join(', ')}`);
+  const profiles = listed.filter((p) => p !== BACKLOG);
   const int = (text: string | undefined, fallback: number, flag: string) => (text === undefined ? fallback : positiveInt(text, flag));
   // Scaling mode: --models, --aggregators and --partitions are the matrix's lists; short phases.
   const scaling = values.scaling === true ? parseScalingOptions(values) : undefined;
@@ -131,6 +141,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     idleSeconds: values['idle-seconds'] === '0' ? 0 : int(values['idle-seconds'], 30, '--idle-seconds'),
     models: scaling === undefined ? int(values.models, 3, '--models') : (scaling.models[0] as number),
     ...(scaling === undefined ? {} : { scaling }),
+    ...(scaling === undefined && listed.includes(BACKLOG) ? { backlog: int(values['backlog-requests'], 100_000, '--backlog-requests') } : {}),
   };
   if (scaling === undefined && values.partitions !== undefined) options.partitions = positiveInt(values.partitions, '--partitions');
   if (options.models < 2) throw new ConfigError('--models: at least 2');

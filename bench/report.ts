@@ -1,4 +1,6 @@
 import { formatTable } from '../services/core/table.js';
+import type { BacklogResult } from './backlog.js';
+import { formatBacklog } from './backlog-report.js';
 import type { CeilingResult } from './ceiling.js';
 import type { MessageBytes } from './message-sizes.js';
 import type { IdleResult, PhaseResult } from './phase.js';
@@ -32,6 +34,8 @@ export interface BenchReport {
   idle: IdleResult[];
   redisMemory: { baselineBytes: number; afterPhasesBytes: number; afterTtlBytes: number; keysLeftAfterTtl: number };
   cpuProfiles: ProfileSummary[];
+  /** The aggregator against a Kafka Streams app on a pre-loaded topic (--profile backlog). */
+  backlog?: BacklogResult;
 }
 
 export function kafkajsBound(ceiling: readonly CeilingResult[], cores: number, models = 3): number | null {
@@ -83,6 +87,7 @@ export function formatReport(r: BenchReport): string {
     `records: feature event ${r.messageBytes.featureEvent} B, prediction ${r.messageBytes.prediction} B, fused ${r.messageBytes.fused} B; ${e.partitions} partitions`,
   );
   if (reps > 1) out.push(`figures are medians of ${reps} runs of each phase`);
+  if (r.phases.length === 0 && r.backlog !== undefined) return [...out, '', formatBacklog(r.backlog)].join('\n');
 
   out.push('', 'Throughput and end-to-end latency (feature event created -> fused result consumed), ms');
   out.push(
@@ -323,6 +328,7 @@ export function formatReport(r: BenchReport): string {
       ),
     );
   }
+  if (r.backlog !== undefined) out.push('', formatBacklog(r.backlog));
   return out.join('\n');
 }
 

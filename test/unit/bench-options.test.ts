@@ -29,6 +29,8 @@ describe('bench options', () => {
     const o = parseBenchOptions(['--scaling']);
     expect(o?.scaling).toEqual({ models: [3, 5, 10], aggregators: [1, 2], partitions: [3, 12], openRequests: [1000, 10_000, 50_000] });
     expect(o).toMatchObject({ requests: 5000, warmup: 1000, ceiling: false });
+    // The profiles, the backlog comparison among them, are not run in this mode.
+    expect(o?.backlog).toBeUndefined();
   });
 
   it('narrows each dimension of the matrix, and skips the memory table with --open-requests 0', () => {
