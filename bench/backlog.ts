@@ -15,7 +15,7 @@ import { deleteTopics } from './kafka-topics.js';
 import { brokerKafkaVersion, kafkaStreamsJar, startKafkaStreams } from './kafka-streams-app.js';
 import { brokerPid, localRedisPid } from './local-processes.js';
 import type { BenchOptions } from './options.js';
-import { loadProfile } from './pipeline.js';
+import { cpuProfileEnv, loadProfile } from './pipeline.js';
 import { cpuSeconds } from './process-stats.js';
 
 /**
@@ -52,6 +52,8 @@ export interface BacklogContext {
   runId: string;
   workDir: string;
   say: (line: string) => void;
+  /** Where the aggregator writes a V8 CPU profile of its drain (--cpu-profile); undefined: none. */
+  cpuProfileDir?: string;
 }
 
 export interface ProcessCpu {
@@ -148,8 +150,9 @@ export async function runBacklog(ctx: BacklogContext): Promise<BacklogResult> {
     say('backlog: the aggregator drains it (exactly once, a fresh consumer group) ...');
     const group = `${ctx.runId}.aggregator.backlog`;
     const aggregatorEnv = { ...ctx.env, ES_TOPIC_PREFIX: prefix, ES_REDIS_NAMESPACE: namespace, ES_AGGREGATOR_GROUP: group, ES_METRICS_PORT: '0' };
+    const profiled = ctx.cpuProfileDir === undefined ? aggregatorEnv : cpuProfileEnv(aggregatorEnv, join(ctx.cpuProfileDir, 'backlog-aggregator.cpuprofile'));
     const aggregator = await drain(ctx, 'aggregator', group, topics.predictions, topics.fused, inputEnds, () => {
-      const s = spawnService('bench-backlog-aggregator', ['aggregator', '--config', configPath], { ...aggregatorEnv, ES_INSTANCE_ID: 'bench-backlog' });
+      const s = spawnService('bench-backlog-aggregator', ['aggregator', '--config', configPath], { ...profiled, ES_INSTANCE_ID: 'bench-backlog' });
       return { child: s.child, logFile: s.logFile };
     });
     await deleteKeys(ctx.redis, namespace);

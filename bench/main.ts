@@ -90,10 +90,14 @@ async function main(argv: string[]): Promise<void> {
       });
     }
 
+    const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+    const cpuProfiles: ProfileSummary[] = [];
     let backlog: BacklogResult | undefined;
     if (options.backlog !== undefined) {
-      const backlogContext = { kafka, redis, env, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, options, runId, workDir, say };
+      const backlogContext = { kafka, redis, env, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, options, runId, workDir, say, cpuProfileDir: profileDir };
       backlog = await runBacklog({ ...backlogContext, requests: options.backlog });
+      if (profileDir !== undefined) cpuProfiles.push(...summariseProfiles(profileDir, 'backlog'));
     }
 
     loadGenerator = await startLoadGenerator(kafkaRequestsEnv(env, requestsFile(workDir, 'load-generator')));
@@ -104,9 +108,6 @@ async function main(argv: string[]): Promise<void> {
     }
     const phases: PhaseResult[] = [];
     const idle: IdleResult[] = [];
-    const cpuProfiles: ProfileSummary[] = [];
-    const profileDir = options.cpuProfile ? join(resultsDir, `${stamp}-profiles`) : undefined;
-    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
     const runs = options.profiles.flatMap((profile) =>
       options.deliveries.map((delivery) => ({ profile, delivery, label: delivery === 'exactly-once' ? profile : `${profile}-${delivery}` })),
     );

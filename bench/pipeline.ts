@@ -97,6 +97,11 @@ function withPreload(env: NodeJS.ProcessEnv, file: string): NodeJS.ProcessEnv {
   return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${preload}`.trim() };
 }
 
+/** `env` for a service that writes a V8 CPU profile to `file` when it stops (cpu-profile.ts). */
+export function cpuProfileEnv(env: NodeJS.ProcessEnv, file: string): NodeJS.ProcessEnv {
+  return { ...withPreload(env, 'cpu-profile.js'), ES_BENCH_CPU_PROFILE: file };
+}
+
 /** Where the bench process called `name` counts its Kafka requests (one profile runs at a time). */
 export function requestsFile(workDir: string, name: string): string {
   return join(workDir, `${name}.kafka-requests.json`);
@@ -123,7 +128,7 @@ export class Pipeline {
       // Several workers share the host: any free port for each one's /metrics.
       const counted = { ...kafkaRequestsEnv(env, requestsFile(workDir, name)), ES_METRICS_PORT: '0' };
       if (cpuProfileDir === undefined) return counted;
-      return { ...withPreload(counted, 'cpu-profile.js'), ES_BENCH_CPU_PROFILE: join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`) };
+      return cpuProfileEnv(counted, join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`));
     };
     const services = profile.models.map((m) => spawnService(`bench-${profile.name}-worker-${m.modelId}`, m.workerArgs, envFor(`worker-${m.modelId}`)));
     for (let i = 1; i <= aggregators; i++) {
