@@ -95,7 +95,18 @@ async function main(argv: string[]): Promise<void> {
     const cpuProfiles: ProfileSummary[] = [];
     let backlog: BacklogResult | undefined;
     if (options.backlog !== undefined) {
-      const backlogContext = { kafka, redis, env, brokers: runtime.kafkaBrokers, partitions: runtime.partitions, options, runId, workDir, say, cpuProfileDir: profileDir };
+      const backlogContext = {
+        kafka,
+        redis,
+        env,
+        brokers: runtime.kafkaBrokers,
+        partitions: runtime.partitions,
+        options,
+        runId,
+        workDir,
+        say,
+        cpuProfileDir: profileDir,
+      };
       backlog = await runBacklog({ ...backlogContext, requests: options.backlog });
       if (profileDir !== undefined) cpuProfiles.push(...summariseProfiles(profileDir, 'backlog'));
     }
