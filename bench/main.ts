@@ -25,13 +25,15 @@ import { kafkaRequestsEnv, loadProfile, requestsFile, Pipeline, type Profile } f
 import { type ProfileSummary, summariseProfile } from './profile-summary.js';
 import { keysLeft, redisSnapshot } from './redis-stats.js';
 import { type BenchReport, formatReport, idleSummary, kafkajsBound } from './report.js';
+import { runScaling } from './scaling.js';
 import { latencyPlot } from './svg-plot.js';
 
 /**
- * `npm run bench`: the real pipeline (three worker processes, one aggregator process, local Kafka
- * and Redis) under a load generator, first at a fixed offered rate and then at saturation, with
+ * `npm run bench`: the real pipeline (a worker process per model, the aggregator processes, local
+ * Kafka and Redis) under a load generator, first at a fixed offered rate and then at saturation, with
  * synthetic models (the pipeline's own cost) and the trained letter models (with inference). Also
  * measures the broker's raw rates in the same run, so the figures read as a share of the machine.
+ * `--scaling` runs the scaling matrix instead (scaling.ts).
  */
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<void> {
   const runtime = readRuntimeConfig(env);
   const logger = createLogger('bench', runtime.logLevel);
   const loadStart = loadavg()[0] ?? 0;
+  const partitions = options.partitions ?? runtime.partitions;
 
   say(`ensemble-stream bench ${runId}: kafka ${runtime.kafkaBrokers.join(',')}, redis ${runtime.redisUrl}`);
   const started = await infraUp(runtime, logger, env);
@@ -78,7 +81,7 @@ async function main(argv: string[]): Promise<void> {
       ceiling = await measureCeiling({
         kafka,
         brokers: runtime.kafkaBrokers,
-        partitions: runtime.partitions,
+        partitions,
         topicPrefix: `${runId}-`,
         sizes: ceilingSizes,
         records: options.ceilingRecords,
@@ -110,6 +113,11 @@ async function main(argv: string[]): Promise<void> {
     }
 
     loadGenerator = await startLoadGenerator(kafkaRequestsEnv(env, requestsFile(workDir, 'load-generator')));
+    if (options.scaling !== undefined) {
+      const track = (pipeline: Pipeline | undefined) => void (running = pipeline);
+      const scalingCtx = { kafka, redis, env, runId, loadGenerator, workDir, resultsDir, stamp, partitions, createdTopics, say, track };
+      return await runScaling(options, options.scaling, scalingCtx);
+    }
     const phases: PhaseResult[] = [];
     const idle: IdleResult[] = [];
     const runs = options.profiles.flatMap((profile) =>
@@ -119,7 +127,7 @@ async function main(argv: string[]): Promise<void> {
       // Each profile has its own topics, Redis keys and aggregator group: nothing left over from
       // one profile (a backlog, a consumer group's position) can reach the next.
       const topics = withPrefix(`${runId}-${label}-`);
-      await createTopics(kafka, topics, runtime.partitions);
+      await createTopics(kafka, topics, partitions);
       createdTopics.push(...allTopics(topics));
       const profileEnv = {
         ...env,
@@ -163,11 +171,11 @@ async function main(argv: string[]): Promise<void> {
         loadAverage1mEnd: loadavg()[0] ?? 0,
         kafkaBrokers: runtime.kafkaBrokers,
         redisUrl: runtime.redisUrl,
-        partitions: runtime.partitions,
+        partitions,
       },
       messageBytes: messageSizes(options.classes),
       ceiling,
-      kafkajsBound: kafkajsBound(ceiling, cpus().length),
+      kafkajsBound: kafkajsBound(ceiling, cpus().length, options.models),
       phases,
       idle,
       redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DELIVERY_MODES, type DeliveryMode } from '../services/core/ensemble-config.js';
 import { ConfigError } from '../services/shared/errors.js';
 import { positiveInt } from '../services/shared/runtime-config.js';
+import { parseScalingOptions, type ScalingOptions } from './scaling-table.js';
 
 export type ProfileName = 'synthetic' | 'letter' | 'dead-model' | 'colocated' | 'letter-colocated';
 const PROFILES: readonly ProfileName[] = ['synthetic', 'letter', 'dead-model', 'colocated', 'letter-colocated'];
@@ -38,6 +39,12 @@ export interface BenchOptions {
   deliveries: DeliveryMode[];
   /** After a profile's phases, the pipeline's CPU is measured this long with no traffic; 0: not. */
   idleSeconds: number;
+  /** Synthetic models of the synthetic profiles (the dead-model profile starts all but one). */
+  models: number;
+  /** Partitions of every topic a profile creates; undefined: ES_PARTITIONS (3). */
+  partitions?: number;
+  /** `--scaling`: the scaling matrix and the Redis memory table instead of the profiles (bench/scaling.ts). */
+  scaling?: ScalingOptions;
   /** Requests of the backlog comparison (backlog.ts), when --profile lists it. */
   backlog?: number;
 }
@@ -64,6 +71,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --dead-model-deadline-ms N  its deadline, which every request waits for (1000)
   --delivery LIST      exactly-once,at-least-once: run each profile in each mode (exactly-once)
   --idle-seconds N     CPU of the whole pipeline with no traffic, after each profile (30; 0: skip)
+  --models N           synthetic models (3); the dead-model profile expects N and starts N-1
+  --partitions N       partitions of the topics each profile creates (ES_PARTITIONS, 3)
+
+  --scaling            instead of the profiles: the synthetic profile at saturation for every
+                       combination of --models, --aggregators and --partitions, each then a list
+                       (3,5,10 / 1,2 / 3,12), with --requests 5000 and --warmup 1000 unless given;
+                       then Redis memory with --open-requests LIST requests waiting in the join for
+                       a model that never answers (1000,10000,50000; 0: skip)
 
 Kafka and Redis: KAFKA_BROKERS, REDIS_URL (started with infra/local/*.sh when nothing answers,
 the broker on KAFKA_BROKERS's port; set KAFKA_CONTROLLER_PORT/ES_LOCAL_DIR to match).`;
@@ -88,6 +103,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       'dead-model-deadline-ms': { type: 'string' },
       delivery: { type: 'string' },
       'idle-seconds': { type: 'string' },
+      models: { type: 'string' },
+      partitions: { type: 'string' },
+      scaling: { type: 'boolean' },
+      'open-requests': { type: 'string' },
       'backlog-requests': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -98,27 +117,34 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     if (![...PROFILES, BACKLOG].includes(p)) throw new ConfigError(`--profile: "${p}" is not one of ${[...PROFILES, BACKLOG].join(', ')}`);
   const profiles = listed.filter((p) => p !== BACKLOG);
   const int = (text: string | undefined, fallback: number, flag: string) => (text === undefined ? fallback : positiveInt(text, flag));
+  // Scaling mode: --models, --aggregators and --partitions are the matrix's lists; short phases.
+  const scaling = values.scaling === true ? parseScalingOptions(values) : undefined;
+  if (scaling === undefined && values['open-requests'] !== undefined) throw new ConfigError('--open-requests: only with --scaling');
   const options: BenchOptions = {
-    requests: int(values.requests, 20_000, '--requests'),
+    requests: int(values.requests, scaling === undefined ? 20_000 : 5000, '--requests'),
     rate: int(values.rate, 2000, '--rate'),
-    warmup: values.warmup === '0' ? 0 : int(values.warmup, 2000, '--warmup'),
+    warmup: values.warmup === '0' ? 0 : int(values.warmup, scaling === undefined ? 2000 : 1000, '--warmup'),
     repeat: int(values.repeat, 1, '--repeat'),
     profiles: profiles as ProfileName[],
     classes: int(values.classes, 26, '--classes'),
-    ceiling: values['no-ceiling'] !== true,
+    ceiling: scaling === undefined && values['no-ceiling'] !== true,
     ceilingRecords: int(values['ceiling-records'], 100_000, '--ceiling-records'),
     deadlineMs: int(values['deadline-ms'], 30_000, '--deadline-ms'),
     stateTtlMs: int(values['state-ttl-ms'], 35_000, '--state-ttl-ms'),
     cpuProfile: values['cpu-profile'] === true,
-    aggregators: int(values.aggregators, 1, '--aggregators'),
+    aggregators: scaling === undefined ? int(values.aggregators, 1, '--aggregators') : (scaling.aggregators[0] as number),
     deadModel: {
       rate: int(values['dead-model-rate'], 300, '--dead-model-rate'),
       deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms'),
     },
     deliveries: (values.delivery ?? 'exactly-once').split(',').map((d) => d.trim()) as DeliveryMode[],
     idleSeconds: values['idle-seconds'] === '0' ? 0 : int(values['idle-seconds'], 30, '--idle-seconds'),
-    ...(listed.includes(BACKLOG) ? { backlog: int(values['backlog-requests'], 100_000, '--backlog-requests') } : {}),
+    models: scaling === undefined ? int(values.models, 3, '--models') : (scaling.models[0] as number),
+    ...(scaling === undefined ? {} : { scaling }),
+    ...(scaling === undefined && listed.includes(BACKLOG) ? { backlog: int(values['backlog-requests'], 100_000, '--backlog-requests') } : {}),
   };
+  if (scaling === undefined && values.partitions !== undefined) options.partitions = positiveInt(values.partitions, '--partitions');
+  if (options.models < 2) throw new ConfigError('--models: at least 2');
   for (const d of options.deliveries) if (!DELIVERY_MODES.includes(d)) throw new ConfigError(`--delivery: "${d}" is not one of ${DELIVERY_MODES.join(', ')}`);
   if (options.classes < 2) throw new ConfigError('--classes: at least 2');
   if (options.stateTtlMs <= options.deadlineMs) throw new ConfigError('--state-ttl-ms must be longer than --deadline-ms');

@@ -26,19 +26,19 @@ export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line
   const base = colocatedBase(name);
   if (base !== undefined) return colocatedProfile(await loadProfile(base, o, say));
   if (name === 'dead-model') {
-    // Three synthetic models expected, one never started, and a breaker that never opens: every
-    // request waits for its deadline, so the phase measures how late deadlines are.
-    const ids = ['synthetic-a', 'synthetic-b', 'synthetic-dead'];
+    // `--models` synthetic models expected, one never started, and a breaker that never opens:
+    // every request waits for its deadline, so the phase measures how late deadlines are.
+    const ids = [...syntheticIds(o.models - 1), 'synthetic-dead'];
     const classes = Array.from({ length: o.classes }, (_, i) => `c${i}`);
     const config = fusionConfig(classes, ids, { ...o, deadlineMs: o.deadModel.deadlineMs });
     return {
       name,
-      models: ids.slice(0, 2).map((modelId) => ({ modelId, workerArgs: ['worker', '--synthetic', String(o.classes), '--model-id', modelId] })),
+      models: ids.slice(0, -1).map((modelId) => ({ modelId, workerArgs: ['worker', '--synthetic', String(o.classes), '--model-id', modelId] })),
       config: { ...config, breaker: { ...config.breaker, volumeThreshold: 1_000_000_000 } },
     };
   }
   if (name === 'synthetic') {
-    const ids = ['synthetic-a', 'synthetic-b', 'synthetic-c'];
+    const ids = syntheticIds(o.models);
     const classes = Array.from({ length: o.classes }, (_, i) => `c${i}`);
     return {
       name,
@@ -66,6 +66,11 @@ export async function loadProfile(name: ProfileName, o: BenchOptions, say: (line
       o,
     ),
   };
+}
+
+/** synthetic-a, synthetic-b, ... (past z: synthetic-27, ...). */
+function syntheticIds(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `synthetic-${i < 26 ? String.fromCharCode(97 + i) : i + 1}`);
 }
 
 /** Equal-weight soft voting, like the demo's default, with the bench's deadline and state TTL. */
@@ -107,7 +112,7 @@ export function kafkaRequestsEnv(env: NodeJS.ProcessEnv, file: string): NodeJS.P
   return { ...withPreload(env, 'kafka-requests.js'), ES_BENCH_KAFKA_REQUESTS: file };
 }
 
-/** Three workers and one aggregator, each its own process, spawned from the built CLI like the demo. */
+/** The workers and the aggregators, each its own process, spawned from the built CLI like the demo. */
 export class Pipeline {
   private constructor(readonly services: ServiceProcess[]) {}
 

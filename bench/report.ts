@@ -25,8 +25,9 @@ export interface BenchReport {
   ceiling: CeilingResult[];
   /**
    * Fused results/s if every core did nothing but move the pipeline's messages through kafkajs and
-   * the broker, at the CPU cost per message measured for the ceiling: per result 1 feature event,
-   * 3 predictions and 1 fused result produced; 3 feature events, 3 predictions, 1 result consumed.
+   * the broker, at the CPU cost per message measured for the ceiling: per result with M models 1
+   * feature event, M predictions and 1 fused result produced; M feature events, M predictions, 1
+   * result consumed.
    */
   kafkajsBound: number | null;
   phases: PhaseResult[];
@@ -40,10 +41,9 @@ export interface BenchReport {
   metricsCost: MetricsCost;
 }
 
-/** Messages moved per fused result with three models. */
-const PER_RESULT = { produced: { features: 1, predictions: 3, fused: 1 }, consumed: { features: 3, predictions: 3, fused: 1 } } as const;
-
-export function kafkajsBound(ceiling: readonly CeilingResult[], cores: number): number | null {
+export function kafkajsBound(ceiling: readonly CeilingResult[], cores: number, models = 3): number | null {
+  // Messages moved per fused result.
+  const PER_RESULT = { produced: { features: 1, predictions: models, fused: 1 }, consumed: { features: models, predictions: models, fused: 1 } } as const;
   let us = 0;
   for (const label of ['features', 'predictions', 'fused'] as const) {
     const c = ceiling.find((x) => x.label === label);
