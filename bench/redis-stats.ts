@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { JOIN_KEY } from '../services/shared/redis-keys.js';
 
 /**
  * What Redis did between two readings of INFO. commandstats count every command run, those that
@@ -73,22 +74,30 @@ export function redisDelta(before: RedisSnapshot, after: RedisSnapshot): RedisDe
   };
 }
 
-/** Keys of one namespace left in Redis: join state hashes, prediction hashes, deadline entries. */
+/**
+ * Keys of one namespace left in Redis: per-request join state and prediction hashes (they expire
+ * with the state TTL), deadline entries, and the few keys each partition keeps for good (its epoch,
+ * and the fused buckets with their index, dropped by log time as requests move on).
+ */
 export interface KeysLeft {
   states: number;
   predictionHashes: number;
   deadlineEntries: number;
+  partitionKeys: number;
 }
 
 export async function keysLeft(redis: Redis, namespace: string): Promise<KeysLeft> {
-  const left: KeysLeft = { states: 0, predictionHashes: 0, deadlineEntries: 0 };
+  const left: KeysLeft = { states: 0, predictionHashes: 0, deadlineEntries: 0, partitionKeys: 0 };
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
     cursor = next;
     for (const key of keys) {
-      if (key.endsWith(':m')) left.predictionHashes++;
-      else if (key.endsWith('deadlines')) left.deadlineEntries += await redis.zcard(key);
+      const local = key.slice(key.indexOf('}:') + 2);
+      if (!local.startsWith(JOIN_KEY.request)) {
+        if (local === JOIN_KEY.deadlines) left.deadlineEntries += await redis.zcard(key);
+        else left.partitionKeys++;
+      } else if (local.endsWith(JOIN_KEY.predictions)) left.predictionHashes++;
       else left.states++;
     }
   } while (cursor !== '0');

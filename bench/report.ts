@@ -313,7 +313,7 @@ export function formatReport(r: BenchReport): string {
   const mem = r.redisMemory;
   out.push(
     '',
-    `Redis used_memory: baseline ${kb(mem.baselineBytes)}, after the phases ${kb(mem.afterPhasesBytes)}, after the state TTL ${kb(mem.afterTtlBytes)} (${signedKb(mem.afterTtlBytes - mem.baselineBytes)} vs baseline), keys left ${mem.keysLeftAfterTtl}`,
+    `Redis used_memory: baseline ${kb(mem.baselineBytes)}, after the phases ${kb(mem.afterPhasesBytes)}, after the state TTL ${kb(mem.afterTtlBytes)} (${signedKb(mem.afterTtlBytes - mem.baselineBytes)} vs baseline), per-request keys left ${mem.keysLeftAfterTtl} (each partition keeps its epoch and fused buckets)`,
   );
 
   for (const p of r.cpuProfiles) {
