@@ -10,14 +10,14 @@ import type { WatchedProcess } from './process-stats.js';
  * The services and the load generator count their Kafka requests into `requestsFile(name)`.
  */
 export function watchedProcesses(
-  services: readonly ServiceProcess[],
+  pipeline: { services: readonly ServiceProcess[]; names: readonly string[] },
   loadGenerator: ChildProcess,
   env: NodeJS.ProcessEnv,
   redisUrl: string,
   requestsFile: (name: string) => string,
 ): WatchedProcess[] {
   const counted = (name: string, pid: number): WatchedProcess => ({ name, pid, requestsFile: requestsFile(name) });
-  const list: WatchedProcess[] = services.map((s) => counted(s.name.replace(/^bench-(dead-model|[a-z]+)-/, ''), s.child.pid ?? 0));
+  const list: WatchedProcess[] = pipeline.services.map((s, i) => counted(pipeline.names[i] ?? s.name, s.child.pid ?? 0));
   list.push(counted('load-generator', loadGenerator.pid ?? 0), { name: 'collector (bench)', pid: process.pid });
   const kafkaPid = brokerPid(env);
   if (kafkaPid !== undefined) list.push({ name: 'kafka', pid: kafkaPid });

@@ -231,7 +231,7 @@ async function runProfile(
   try {
     const measured: PhaseContext = {
       ...ctx,
-      processes: watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)),
+      processes: watchedProcesses(pipeline, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(workDir, name)),
     };
     if (options.warmup > 0) {
       const rate = profile.name === 'dead-model' ? options.deadModel.rate : options.rate;

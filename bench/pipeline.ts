@@ -114,7 +114,11 @@ export function kafkaRequestsEnv(env: NodeJS.ProcessEnv, file: string): NodeJS.P
 
 /** The workers and the aggregators, each its own process, spawned from the built CLI like the demo. */
 export class Pipeline {
-  private constructor(readonly services: ServiceProcess[]) {}
+  /** `names`: each service's name in the bench's tables and files (`worker-<model>`, `aggregator`), in the order of `services`. */
+  private constructor(
+    readonly services: ServiceProcess[],
+    readonly names: string[],
+  ) {}
 
   /**
    * Every service counts its Kafka requests into `workDir` (kafka-requests.ts). `cpuProfileDir`:
@@ -130,14 +134,16 @@ export class Pipeline {
       if (cpuProfileDir === undefined) return counted;
       return cpuProfileEnv(counted, join(cpuProfileDir, `${profile.name}-${name}.cpuprofile`));
     };
-    const services = profile.models.map((m) => spawnService(`bench-${profile.name}-worker-${m.modelId}`, m.workerArgs, envFor(`worker-${m.modelId}`)));
+    const names = profile.models.map((m) => `worker-${m.modelId}`);
+    const services = profile.models.map((m, i) => spawnService(`bench-${profile.name}-${names[i]}`, m.workerArgs, envFor(names[i] as string)));
     for (let i = 1; i <= aggregators; i++) {
       const name = aggregators === 1 ? 'aggregator' : `aggregator-${i}`;
+      names.push(name);
       services.push(
         spawnService(`bench-${profile.name}-${name}`, ['aggregator', '--config', configPath], { ...envFor(name), ES_INSTANCE_ID: `bench-${name}` }),
       );
     }
-    const pipeline = new Pipeline(services);
+    const pipeline = new Pipeline(services, names);
     try {
       const aggregatorGroup = env.ES_AGGREGATOR_GROUP ?? GROUPS.aggregator;
       await waitForGroups(kafka, new Map([...profile.models.map((m) => [GROUPS.worker(m.modelId), 1] as const), [aggregatorGroup, aggregators]]), services);

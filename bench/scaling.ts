@@ -158,9 +158,7 @@ async function withPipeline<T>(
     const pipeline = await Pipeline.start(profile, c.aggregators, env, ctx.kafka, ctx.workDir);
     ctx.track(pipeline);
     try {
-      const processes = watchedProcesses(pipeline.services, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) =>
-        requestsFile(ctx.workDir, name),
-      );
+      const processes = watchedProcesses(pipeline, ctx.loadGenerator, env, env.REDIS_URL ?? DEFAULT_REDIS_URL, (name) => requestsFile(ctx.workDir, name));
       return await body(
         { kafka: ctx.kafka, redis: ctx.redis, topics, redisNamespace, loadGenerator: ctx.loadGenerator, collector, runId: ctx.runId, processes },
         topics,
