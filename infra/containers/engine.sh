@@ -81,12 +81,20 @@ configure() {
   if service_pid >/dev/null; then stop_service; fi
 }
 
+# A service started from a directory that was deleted since answers the API but cannot start a
+# container: conmon inherits the working directory and fails ("write child: broken pipe").
+cwd_deleted() {
+  [[ $(readlink "/proc/$1/cwd" 2>/dev/null) == *' (deleted)' ]]
+}
+
 start_service() {
-  if service_pid >/dev/null && api_answers; then return 0; fi
+  local pid
+  if pid=$(service_pid) && api_answers && ! cwd_deleted "$pid"; then return 0; fi
   if service_pid >/dev/null; then stop_service; fi
   rm -f "$SOCKET_PATH"
-  # setsid: the service must outlive the shell (and process group) that started it.
-  setsid podman system service --time=0 "unix://$SOCKET_PATH" </dev/null >"$LOG_FILE" 2>&1 &
+  # setsid: the service must outlive the shell (and process group) that started it; from /, so that
+  # no checkout it was started in can disappear under it.
+  (cd / && exec setsid podman system service --time=0 "unix://$SOCKET_PATH" </dev/null >"$LOG_FILE" 2>&1) &
   echo $! >"$PID_FILE"
   local i
   for ((i = 0; i < 100; i++)); do
