@@ -207,6 +207,9 @@ export class Aggregator {
       return undefined;
     } catch (error) {
       if (blamesTheMessages(error)) throw error;
+      // The committed offset is read only once the commit in flight settled: read before, it could
+      // be older than that commit, and the batch it wrote would be fused again.
+      await this.lanes.settled(partition);
       await this.retryLater(payload, error);
       return undefined;
     }

@@ -5,10 +5,10 @@
  * is in flight per partition, so a partition's offsets are committed in order and a failed commit
  * stops everything joined after it:
  *
- * - every batch takes the partition's epoch when it starts; a failed commit starts a new epoch and
- *   a recovery (reading the partition again from its committed offset), and a batch of an older
- *   epoch is dropped once the recovery has repositioned the consumer: the join script's offset
- *   rule fuses its requests again, with the same bytes, when they are read again;
+ * - every batch takes the partition's epoch when it starts; a failed commit starts a recovery
+ *   (reading the partition again from its committed offset), and once that has repositioned the
+ *   consumer a new epoch: a batch of an older epoch is dropped (the join script's offset rule fuses
+ *   its requests again, with the same bytes, when they are read again);
  * - after a failure, the partition's next batch commits before its eachBatch returns, so an error
  *   that is the messages' fault reaches the poison guard, which isolates the message;
  * - offsets below what this instance committed are never processed again (a batch fetched from an
@@ -84,11 +84,21 @@ export class CommitLanes {
     lane.commit = commit().then(
       (nextOffset) => this.committed(partition, nextOffset),
       (error: unknown) => {
-        lane.epoch++;
         lane.recovering = true;
-        lane.recovery = recover(error);
+        // The new epoch starts once the consumer is repositioned: a batch fetched before that,
+        // even one whose handler starts after the failure, is from the old position.
+        lane.recovery = recover(error).then(() => {
+          lane.epoch++;
+        });
       },
     );
+  }
+
+  /** The partition's commit in flight and the recovery it needed, settled. */
+  async settled(partition: number): Promise<void> {
+    const lane = this.lane(partition);
+    await lane.commit;
+    await lane.recovery;
   }
 
   /** Every commit in flight, settled (before the group rebalances or the consumer leaves). */

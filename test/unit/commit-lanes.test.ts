@@ -70,6 +70,26 @@ describe('CommitLanes', () => {
     expect(lanes.recovering(1)).toBe(false);
   });
 
+  it('drops a batch that started after the failure but before the partition was repositioned', async () => {
+    const lanes = new CommitLanes();
+    const first = deferred<bigint>();
+    const recovered = deferred<void>();
+    lanes.start(
+      0,
+      () => first.promise,
+      () => recovered.promise,
+    );
+    first.reject(new Error('fenced'));
+    await tick();
+    // Fetched from the old position: the seek has not happened yet.
+    const early = lanes.epoch(0);
+    const waiting = lanes.mayCommit(0, early);
+    recovered.resolve();
+    expect(await waiting).toBe(false);
+    // Fetched after the seek: commits.
+    expect(await lanes.mayCommit(0, lanes.epoch(0))).toBe(true);
+  });
+
   it('keeps partitions apart', async () => {
     const lanes = new CommitLanes();
     const slow = deferred<bigint>();
