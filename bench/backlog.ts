@@ -341,10 +341,6 @@ function cpuOfAll(groups: readonly { name: string; pids: readonly (number | unde
   );
 }
 
-function cpuOf(pids: readonly { name: string; pid: number | undefined }[]): Map<string, number> {
-  return new Map(pids.map(({ name, pid }) => [name, pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)]));
-}
-
 interface MachineTicks {
   atMs: number;
   busy: number;
@@ -393,10 +389,10 @@ async function drain(
   const admin = ctx.kafka.admin();
   await admin.connect();
   const infra = [
-    { name: 'redis', pid: localRedisPid(ctx.env.REDIS_URL ?? 'redis://127.0.0.1:6379') },
-    { name: 'kafka', pid: brokerPid(ctx.env) },
+    { name: 'redis', pids: [localRedisPid(ctx.env.REDIS_URL ?? 'redis://127.0.0.1:6379')] },
+    { name: 'kafka', pids: [brokerPid(ctx.env)] },
   ];
-  const atStart = cpuOf([{ name: joiner, pid: undefined }, ...infra]);
+  const atStart = cpuOfAll([{ name: joiner, pids: [undefined] }, ...infra]);
   const startedAtMs = Date.now();
   const started = start();
   const processes = Array.isArray(started) ? started : [started];
@@ -404,7 +400,7 @@ async function drain(
   for (const child of children) track(child);
   const exited = Promise.all(children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve()))));
   atStart.set(joiner, 0);
-  const pids = [{ name: joiner, pids: children.map((c) => c.pid) }, ...infra.map((i) => ({ name: i.name, pids: [i.pid] }))];
+  const pids = [{ name: joiner, pids: children.map((c) => c.pid) }, ...infra];
   const timeoutAt = Date.now() + 120_000 + 3 * ctx.requests;
   const snapshot = () => ({ cpu: cpuOfAll(pids), ticks: machineTicks() });
   let atFirst: ReturnType<typeof snapshot> | undefined;

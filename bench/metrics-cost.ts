@@ -1,6 +1,6 @@
 import { ModelHealth } from '../services/aggregator/model-health.js';
 import { AggregatorMetrics } from '../services/aggregator/aggregator-metrics.js';
-import { BREAKER_DEFAULTS, type AggregatorConfig } from '../services/core/ensemble-config.js';
+import { BREAKER_DEFAULTS, CONFIG_DEFAULTS, type AggregatorConfig } from '../services/core/ensemble-config.js';
 import { createLogger } from '../services/shared/log.js';
 import type { FusedPrediction } from '../services/shared/records.js';
 import { WorkerMetrics } from '../services/worker/worker-metrics.js';
@@ -33,12 +33,7 @@ function config(): AggregatorConfig {
     classes: Array.from({ length: 26 }, (_, i) => `c${i}`),
     strategy: 'soft-voting',
     models: MODELS.map((id) => ({ id, weight: 1 })),
-    deadlineMs: 1000,
-    quorum: 1,
-    stateTtlMs: 60_000,
-    maxMessageBytes: 1_048_576,
-    fusedMemoryMs: 600_000,
-    restoreHorizonMs: 600_000,
+    ...CONFIG_DEFAULTS,
     breaker: BREAKER_DEFAULTS,
     delivery: 'exactly-once',
   };

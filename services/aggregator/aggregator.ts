@@ -173,7 +173,6 @@ export class Aggregator {
     await this.sweeper.stop();
     // Leaving the group waits for the commits in flight (drainBeforeRejoin).
     await this.consumer.disconnect();
-    await this.lanes.drain();
     this.undrain();
     await Promise.allSettled([...this.producers.values()].map(async (p) => (await p).disconnect()));
     this.producers.clear();
@@ -217,10 +216,7 @@ export class Aggregator {
 
   /** The batch without the messages this instance committed already; undefined if nothing is left. */
   private uncommittedPart(batch: Batch): Batch | undefined {
-    const first = this.lanes.firstUncommitted(
-      batch.partition,
-      batch.messages.map((m) => m.offset),
-    );
+    const first = this.lanes.firstUncommitted(batch.partition, batch.messages);
     if (first === 0) return batch;
     if (first === batch.messages.length) return undefined;
     return Object.create(batch, { messages: { value: batch.messages.slice(first) } }) as Batch;

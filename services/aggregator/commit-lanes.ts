@@ -43,11 +43,11 @@ export class CommitLanes {
     return this.lane(partition).epoch;
   }
 
-  /** The offsets this instance has not committed yet, in order (a suffix of `offsets`). */
-  firstUncommitted(partition: number, offsets: readonly string[]): number {
+  /** Index of the first message this instance has not committed yet (messages in offset order). */
+  firstUncommitted(partition: number, messages: readonly { offset: string }[]): number {
     const committedTo = this.lane(partition).committedTo;
     let i = 0;
-    while (i < offsets.length && BigInt(offsets[i] as string) < committedTo) i++;
+    while (i < messages.length && BigInt((messages[i] as { offset: string }).offset) < committedTo) i++;
     return i;
   }
 
@@ -57,10 +57,8 @@ export class CommitLanes {
    * will be read again.
    */
   async mayCommit(partition: number, epoch: number): Promise<boolean> {
-    const lane = this.lane(partition);
-    await lane.commit;
-    await lane.recovery;
-    return lane.epoch === epoch;
+    await this.settled(partition);
+    return this.lane(partition).epoch === epoch;
   }
 
   /** Whether the partition's last commit failed, so that its next one runs before eachBatch returns. */

@@ -12,6 +12,8 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
+const offsets = (...list: string[]) => list.map((offset) => ({ offset }));
+
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('CommitLanes', () => {
@@ -104,13 +106,13 @@ describe('CommitLanes', () => {
 
   it('skips the offsets this instance committed already', () => {
     const lanes = new CommitLanes();
-    expect(lanes.firstUncommitted(0, ['5', '6', '7'])).toBe(0);
+    expect(lanes.firstUncommitted(0, offsets('5', '6', '7'))).toBe(0);
     lanes.committed(0, 7n);
-    expect(lanes.firstUncommitted(0, ['5', '6', '7', '8'])).toBe(2);
-    expect(lanes.firstUncommitted(0, ['5', '6'])).toBe(2);
+    expect(lanes.firstUncommitted(0, offsets('5', '6', '7', '8'))).toBe(2);
+    expect(lanes.firstUncommitted(0, offsets('5', '6'))).toBe(2);
     // A lower offset reported later never moves the mark back.
     lanes.committed(0, 3n);
-    expect(lanes.firstUncommitted(0, ['6', '7'])).toBe(1);
+    expect(lanes.firstUncommitted(0, offsets('6', '7'))).toBe(1);
   });
 
   it('drains every commit in flight, failed ones included', async () => {
