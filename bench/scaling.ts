@@ -18,7 +18,7 @@ import { type PhaseContext, type PhaseResult, runPhase } from './phase.js';
 import { loadProfile, Pipeline, type Profile, requestsFile } from './pipeline.js';
 import type { ProcessUsage } from './process-stats.js';
 import { keysLeft, redisSnapshot } from './redis-stats.js';
-import { cpuUsPerFused } from './report.js';
+import { cpuUsPerFused, isBenchProcess } from './report.js';
 import { formatScaling, type OpenRequestsRow, type ScalingOptions, type ScalingReport, type ScalingRow, scalingFailures } from './scaling-table.js';
 
 /**
@@ -198,7 +198,7 @@ function scalingRow(c: Configuration, result: PhaseResult, warm: PhaseResult | u
       aggregators: sum((p) => p.name.startsWith('aggregator')),
       broker: sum((p) => p.name === 'kafka'),
       redis: sum((p) => p.name === 'redis'),
-      client: sum((p) => p.name === 'load-generator' || p.name.startsWith('collector')),
+      client: sum((p) => isBenchProcess(p.name)),
     },
     machine: { busyCores: result.machine.busyCores, otherCores: result.machine.otherCores, loadAverage1m: result.machine.loadAverage1mEnd },
   };

@@ -7,7 +7,7 @@ import { describeError } from '../shared/errors.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
-import type { FetchSettings } from '../shared/runtime-config.js';
+import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
 import { GROUPS, type Topics } from '../shared/topics.js';
 import type { AggregatorConfig } from '../core/ensemble-config.js';
@@ -140,14 +140,15 @@ export class Aggregator {
     this.consumer = o.kafka.consumer({
       groupId: this.groupId,
       readUncommitted: false,
-      ...fetchOptions(o.fetch),
+      // Heartbeats twice a second: an instance that leaves hands its partitions over within about
+      // that long (a rebalance is noticed on a heartbeat).
+      ...fetchOptions(o.fetch ?? FETCH_DEFAULTS, 500),
       // A batch's transaction carries about as many bytes as the batch (a fused result per request,
       // a dead letter per bad message); the broker refuses a record batch over 1 MiB, so a backlog
       // fetch of the default 1 MiB per partition could never commit.
       maxBytesPerPartition: MAX_BATCH_BYTES,
       // A dead instance holds its partitions until its session times out: keep it short.
       sessionTimeout: o.sessionTimeoutMs ?? 4000,
-      heartbeatInterval: 500,
     });
     watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
     this.guard = new PoisonGuard(o.logger, this.service);

@@ -17,6 +17,16 @@ export interface AdaptiveFetchSettings {
   idleWaitMs: number;
 }
 
+/**
+ * An idle consumer's long poll unless configured: its heartbeat interval. kafkajs heartbeats between
+ * fetches once the interval has passed, so every idle poll is followed by a heartbeat: a rebalance
+ * is noticed within about one interval, as when busy, and a stopping consumer's last poll holds its
+ * LeaveGroup back at most that long. An idle consumer then sends two requests per interval.
+ */
+export function idleWaitFor(fetch: { idleWaitMs?: number }, heartbeatIntervalMs: number): number {
+  return fetch.idleWaitMs ?? heartbeatIntervalMs;
+}
+
 /** The wait for the next fetch, given whether the previous one brought records. */
 export function nextFetchWait(settings: AdaptiveFetchSettings, lastBroughtRecords: boolean): FetchWait {
   if (lastBroughtRecords || settings.idleWaitMs <= 0) return settings.busy;

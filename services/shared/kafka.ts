@@ -12,14 +12,14 @@ import {
   type logCreator,
   type SASLOptions,
 } from 'kafkajs';
-import { type AdaptiveFetchSettings, nextFetchWait } from './adaptive-fetch.js';
+import { type AdaptiveFetchSettings, idleWaitFor, nextFetchWait } from './adaptive-fetch.js';
 import { InfrastructureError } from './errors.js';
 import { followMovedCoordinators } from './kafkajs-coordinator-failover.js';
 import { stopIdleRequestQueueTimers } from './kafkajs-request-queue-fix.js';
 import type { Logger } from './log.js';
 import { FETCH_MAX_BYTES } from './message-limits.js';
 import { readiness } from './readiness.js';
-import { FETCH_DEFAULTS, type FetchSettings, type KafkaSecurity, type TlsSettings, type TopicReplication } from './runtime-config.js';
+import type { FetchSettings, KafkaSecurity, TlsSettings, TopicReplication } from './runtime-config.js';
 
 /**
  * The thin seam between ensemble-stream and its Kafka client. kafkajs is feature-complete but no
@@ -99,14 +99,27 @@ const KAFKA_TIMING: Pick<KafkaConfig, 'retry' | 'connectionTimeout' | 'requestTi
 };
 
 /**
- * kafkajs consumer options for the pipeline's fetch settings; a response may hold the largest record
- * a topic accepts. `idleWaitTimeInMs` is ours (adaptFetchWaits): the long poll of an idle consumer.
+ * kafkajs consumer options for the pipeline's fetch settings and a consumer's heartbeat interval; a
+ * response may hold the largest record a topic accepts. `idleWaitTimeInMs` is ours
+ * (adaptFetchWaits): the long poll of an idle consumer.
  */
-export function fetchOptions(fetch: FetchSettings = FETCH_DEFAULTS): { maxWaitTimeInMs: number; minBytes: number; maxBytes: number; idleWaitTimeInMs: number } {
-  return { maxWaitTimeInMs: fetch.maxWaitMs, minBytes: fetch.minBytes, maxBytes: FETCH_MAX_BYTES, idleWaitTimeInMs: fetch.idleWaitMs };
+export function fetchOptions(
+  fetch: FetchSettings,
+  heartbeatInterval: number,
+): { maxWaitTimeInMs: number; minBytes: number; maxBytes: number; heartbeatInterval: number; idleWaitTimeInMs: number } {
+  return {
+    maxWaitTimeInMs: fetch.maxWaitMs,
+    minBytes: fetch.minBytes,
+    maxBytes: FETCH_MAX_BYTES,
+    heartbeatInterval,
+    idleWaitTimeInMs: idleWaitFor(fetch, heartbeatInterval),
+  };
 }
 
-/** Idle long polls by consumer group, for groups whose consumer set one; others use FETCH_DEFAULTS. */
+/** The idle long poll of a consumer that set none (kafkajs's default heartbeat interval is 3 s). */
+const DEFAULT_IDLE_WAIT_MS = 250;
+
+/** Idle long polls by consumer group, for groups whose consumer set one; others use DEFAULT_IDLE_WAIT_MS. */
 const idleWaits = new Map<string, number>();
 
 interface ConsumerGroupInternals {
@@ -136,7 +149,7 @@ function adaptFetchWaits(): void {
     if (state === undefined) {
       state = {
         busy: { maxWaitMs: this.maxWaitTime, minBytes: this.minBytes },
-        idleWaitMs: idleWaits.get(this.groupId) ?? FETCH_DEFAULTS.idleWaitMs,
+        idleWaitMs: idleWaits.get(this.groupId) ?? DEFAULT_IDLE_WAIT_MS,
         brought: true,
       };
       fetchStates.set(this, state);

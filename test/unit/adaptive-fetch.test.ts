@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextFetchWait } from '../../services/shared/adaptive-fetch.js';
+import { idleWaitFor, nextFetchWait } from '../../services/shared/adaptive-fetch.js';
 
 const busy = { maxWaitMs: 10, minBytes: 32 * 1024 };
 
@@ -18,5 +18,13 @@ describe('nextFetchWait', () => {
 
   it('does not adapt when the idle wait is 0', () => {
     expect(nextFetchWait({ busy, idleWaitMs: 0 }, false)).toEqual(busy);
+  });
+});
+
+describe('idleWaitFor', () => {
+  it("long-polls for the consumer's heartbeat interval unless a wait is configured", () => {
+    expect(idleWaitFor({}, 1000)).toBe(1000);
+    expect(idleWaitFor({ idleWaitMs: 250 }, 1000)).toBe(250);
+    expect(idleWaitFor({ idleWaitMs: 0 }, 500)).toBe(0);
   });
 });
