@@ -82,11 +82,14 @@ local function bucketKey(createdAt)
   return fusedBucketKey(prefix, minuteOf(createdAt))
 end
 
-local function awaitedOf(stateKey)
-  local pw = redis.call('HGET', stateKey, FIELD.probes)
-  if pw and pw ~= '' then
-    if ARGV[3] == '' then return pw end
-    return ARGV[3] .. ',' .. pw
+-- A request's state fields, read once per message with HMGET (in this order).
+local F = {FIELD.state, FIELD.probes, FIELD.okAnswers, FIELD.createdAt, FIELD.fusedBy, FIELD.awaited, FIELD.fusedAt, FIELD.contributors}
+local ST, PROBES, OK, CREATED, FUSED_BY, AWAITED, FUSED_AT, CONTRIBUTORS = 1, 2, 3, 4, 5, 6, 7, 8
+
+local function awaitedOf(probes)
+  if probes and probes ~= '' then
+    if ARGV[3] == '' then return probes end
+    return ARGV[3] .. ',' .. probes
   end
   return ARGV[3]
 end
@@ -98,21 +101,38 @@ local function fuseOutcome(why, awaited, probes, fusedAt, all)
   return out
 end
 
-local function markFusing(stateKey, requestId, offset, awaited, all)
+-- Written once at the end of the call, in one command each rather than one per request: deadline
+-- index entries of requests opened here (unless fused here too) and removed, and fused buckets.
+-- Nothing in this call reads them before that.
+local openedDeadlines = {}
+local openedOrder = {}
+local closedDeadlines = {}
+local fusedByMinute = {}
+
+local function markFusing(stateKey, requestId, offset, awaited, all, createdAt)
   local models = {}
   for i = 1, #all, 2 do models[#models + 1] = all[i] end
   redis.call('HSET', stateKey, FIELD.state, STATE.fusing, FIELD.fusedBy, offset, FIELD.contributors, table.concat(models, ','), FIELD.awaited, awaited, FIELD.fusedAt, ARGV[1])
-  redis.call('ZREM', deadlines, requestId)
-  local minute = minuteOf(tonumber(redis.call('HGET', stateKey, FIELD.createdAt) or '0'))
-  redis.call('HSET', fusedBucketKey(prefix, minute), requestId, '1')
-  redis.call('ZADD', fusedIndex, 'GT', logTime, minute)
+  if openedDeadlines[requestId] then
+    openedDeadlines[requestId] = nil
+  else
+    closedDeadlines[#closedDeadlines + 1] = requestId
+  end
+  local minute = minuteOf(tonumber(createdAt or '0'))
+  local bucket = fusedByMinute[minute]
+  if not bucket then
+    bucket = {}
+    fusedByMinute[minute] = bucket
+  end
+  bucket[#bucket + 1] = requestId
+  bucket[#bucket + 1] = '1'
 end
 
 -- The stored predictions if every awaited model answered and quorum is met, else nil.
-local function completeJoin(stateKey, predKey, stored)
-  local need = csv(awaitedOf(stateKey))
+local function completeJoin(predKey, stored, okAnswers, probes)
+  local need = csv(awaitedOf(probes))
   if stored < #need or stored < quorum then return nil end
-  if tonumber(redis.call('HGET', stateKey, FIELD.okAnswers) or '0') < quorum then return nil end
+  if okAnswers < quorum then return nil end
   local all = redis.call('HGETALL', predKey)
   local have = {}
   for i = 1, #all, 2 do have[all[i]] = true end
@@ -122,10 +142,9 @@ local function completeJoin(stateKey, predKey, stored)
   return all
 end
 
-local function contributed(stateKey, model)
-  local c = redis.call('HGET', stateKey, FIELD.contributors)
-  if not c then return false end
-  for m in string.gmatch(c, '[^,]+') do
+local function contributed(contributors, model)
+  if not contributors then return false end
+  for m in string.gmatch(contributors, '[^,]+') do
     if m == model then return true end
   end
   return false
@@ -138,7 +157,8 @@ local function unknownRequest(requestId, createdAt)
   return nil
 end
 
-local function openRequest(stateKey, predKey, requestId, createdAt, deadline)
+-- Opens a request; returns the fields it now has, as HMGET would.
+local function openRequest(stateKey, requestId, createdAt, deadline)
   local pw = ''
   if probeBudget > probesOpened and probeModels ~= '' then
     pw = probeModels
@@ -146,7 +166,9 @@ local function openRequest(stateKey, predKey, requestId, createdAt, deadline)
   end
   redis.call('HSET', stateKey, FIELD.state, STATE.open, FIELD.deadline, deadline, FIELD.createdAt, createdAt, FIELD.probes, pw, FIELD.okAnswers, 0)
   redis.call('PEXPIRE', stateKey, ttl)
-  redis.call('ZADD', deadlines, deadline, requestId)
+  if not openedDeadlines[requestId] then openedOrder[#openedOrder + 1] = requestId end
+  openedDeadlines[requestId] = deadline
+  return {STATE.open, pw, '0', tostring(createdAt), false, false, false, false}
 end
 
 local results = {}
@@ -163,20 +185,22 @@ for i = 0, n - 1 do
   local stateKey = requestKey(prefix, requestId)
   local predKey = predictionsKey(prefix, requestId)
 
-  local state = redis.call('HGET', stateKey, FIELD.state)
+  local f = redis.call('HMGET', stateKey, unpack(F))
+  local state = f[ST]
   local verdict = nil
   if kind == 'p' and not state then
     verdict = unknownRequest(requestId, createdAt)
     if not verdict then
-      openRequest(stateKey, predKey, requestId, createdAt, deadline)
+      f = openRequest(stateKey, requestId, createdAt, deadline)
       state = STATE.open
     end
   end
   -- How many predictions the request holds after this one joined; 0 when it did not join.
   local stored = 0
+  local okAnswers = tonumber(f[OK] or '0')
   if state == STATE.open and kind == 'p' and redis.call('HSETNX', predKey, model, payload) == 1 then
     stored = redis.call('HLEN', predKey)
-    if ok == '1' then redis.call('HINCRBY', stateKey, FIELD.okAnswers, 1) end
+    if ok == '1' then okAnswers = redis.call('HINCRBY', stateKey, FIELD.okAnswers, 1) end
     if stored == 1 then redis.call('PEXPIRE', predKey, ttl) end
   end
 
@@ -185,37 +209,55 @@ for i = 0, n - 1 do
   elseif state == STATE.open then
     if kind == 'd' then
       local all = redis.call('HGETALL', predKey)
-      local awaited = awaitedOf(stateKey)
-      local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
-      markFusing(stateKey, requestId, offset, awaited, all)
-      results[#results + 1] = fuseOutcome('deadline', awaited, probes, ARGV[1], all)
+      local awaited = awaitedOf(f[PROBES])
+      markFusing(stateKey, requestId, offset, awaited, all, f[CREATED])
+      results[#results + 1] = fuseOutcome('deadline', awaited, f[PROBES] or '', ARGV[1], all)
     elseif stored == 0 then
       results[#results + 1] = {2}
     else
-      local all = completeJoin(stateKey, predKey, stored)
+      local all = completeJoin(predKey, stored, okAnswers, f[PROBES])
       if all then
-        local awaited = awaitedOf(stateKey)
-        local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
-        markFusing(stateKey, requestId, offset, awaited, all)
-        results[#results + 1] = fuseOutcome('all', awaited, probes, ARGV[1], all)
+        local awaited = awaitedOf(f[PROBES])
+        markFusing(stateKey, requestId, offset, awaited, all, f[CREATED])
+        results[#results + 1] = fuseOutcome('all', awaited, f[PROBES] or '', ARGV[1], all)
       else
         results[#results + 1] = {0}
       end
     end
-  elseif state == STATE.fusing and redis.call('HGET', stateKey, FIELD.fusedBy) == offset then
+  elseif state == STATE.fusing and f[FUSED_BY] == offset then
     -- The message that fused this request, delivered again: its transaction did not commit.
     local why = 'all'
     if kind == 'd' then why = 'deadline' end
-    local probes = redis.call('HGET', stateKey, FIELD.probes) or ''
-    local fusedAt = redis.call('HGET', stateKey, FIELD.fusedAt) or ARGV[1]
-    results[#results + 1] = fuseOutcome(why, redis.call('HGET', stateKey, FIELD.awaited) or '', probes, fusedAt, redis.call('HGETALL', predKey))
+    results[#results + 1] = fuseOutcome(why, f[AWAITED] or '', f[PROBES] or '', f[FUSED_AT] or ARGV[1], redis.call('HGETALL', predKey))
   elseif kind == 'd' then
     results[#results + 1] = {4}
-  elseif state and contributed(stateKey, model) then
+  elseif state and contributed(f[CONTRIBUTORS], model) then
     results[#results + 1] = {2}
   else
     results[#results + 1] = {3}
   end
+end
+
+-- Lua's unpack has a stack limit: write long argument lists in slices.
+local SLICE = 1000
+local function inSlices(command, key, args)
+  for i = 1, #args, SLICE do
+    redis.call(command, key, unpack(args, i, math.min(i + SLICE - 1, #args)))
+  end
+end
+local adds = {}
+for _, requestId in ipairs(openedOrder) do
+  local d = openedDeadlines[requestId]
+  if d then
+    adds[#adds + 1] = d
+    adds[#adds + 1] = requestId
+  end
+end
+inSlices('ZADD', deadlines, adds)
+inSlices('ZREM', deadlines, closedDeadlines)
+for minute, bucket in pairs(fusedByMinute) do
+  inSlices('HSET', fusedBucketKey(prefix, minute), bucket)
+  redis.call('ZADD', fusedIndex, 'GT', logTime, minute)
 end
 
 -- Forget fused buckets in which nothing fused for fusedMemory of log time.
