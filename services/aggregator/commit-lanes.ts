@@ -81,8 +81,8 @@ export class CommitLanes<T> {
 
   /**
    * Queues a joined batch behind the partition's commit in flight, or commits it at once if none
-   * is. Resolves once the partition's queue has room for the next batch: false if a failure since
-   * the batch started in `epoch` means it will be read again.
+   * is. False if a failure since the batch started in `epoch` means it will be read again. Resolves
+   * once the partition's queue has room for the next batch.
    */
   async enqueue(partition: number, epoch: number, item: T): Promise<boolean> {
     const lane = this.lane(partition);
@@ -94,9 +94,7 @@ export class CommitLanes<T> {
     lane.queuedBytes += this.o.bytes(item);
     if (lane.inFlight === undefined) this.commitQueued(partition, lane);
     while (lane.queuedBytes > this.o.maxQueuedBytes && lane.inFlight !== undefined) await lane.inFlight;
-    // A commit failed while the batch waited for room: it was dropped from the queue and is read
-    // again, so its offsets are not resolved.
-    return !lane.recovering;
+    return true;
   }
 
   /**

@@ -102,17 +102,6 @@ describe('CommitLanes', () => {
     expect(returned).toBe(true);
   });
 
-  it('answers false to a batch that waited for room while the commit in flight failed', async () => {
-    const { lanes, commits } = lanesUnderTest({ maxCommitBytes: 1000, maxQueuedBytes: 150 });
-    await lanes.enqueue(0, 0, batch(1, 100));
-    await lanes.enqueue(0, 0, batch(2, 100));
-    const waiting = lanes.enqueue(0, 0, batch(3, 100));
-    commits[0]?.done.reject(new Error('fenced'));
-    // Dropped with the queue: it is read again after the recovery, so its offsets stay unresolved.
-    expect(await waiting).toBe(false);
-    expect(commits).toHaveLength(1);
-  });
-
   it('drops the batches queued behind a failed commit and starts a new epoch once the partition is repositioned', async () => {
     const { lanes, commits, recoveries } = lanesUnderTest();
     const epoch = lanes.epoch(1);
