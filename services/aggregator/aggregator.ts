@@ -70,7 +70,6 @@ export interface AggregatorStats {
 
 /** A batch joined and settled, with the records its commit writes. */
 interface PreparedBatch {
-  payload: EachBatchPayload;
   batch: Batch;
   settled: Settled;
   rejected: Rejected[];
@@ -78,18 +77,10 @@ interface PreparedBatch {
   letters: Message[];
   /** performance.now() when the batch started. */
   started: number;
-  /** Bytes of the records it writes (keys and values). */
-  bytes: number;
 }
 
 /** Most bytes fetched per partition at once: bounds the size of a batch's transaction. */
 const MAX_BATCH_BYTES = 256 * 1024;
-/**
- * Most bytes of records one commit writes when it takes several queued batches: the broker refuses
- * a record batch (one per partition of a produce request) over 1 MiB, and a commit's records may
- * all go to one output partition.
- */
-const MAX_COMMIT_BYTES = 768 * 1024;
 
 /**
  * The fusion aggregator. For each batch of one predictions partition: decide which messages join
@@ -116,13 +107,7 @@ export class Aggregator {
   /** One transactional producer per input partition, created on the partition's first batch. */
   private readonly producers = new Map<number, Promise<Producer>>();
   private readonly failures = new Map<number, number>();
-  private readonly lanes = new CommitLanes<PreparedBatch>({
-    commit: (_partition, items) => this.commitPrepared(items),
-    recover: (_partition, items, error) => this.recover((items[0] as PreparedBatch).payload, error),
-    bytes: (item) => item.bytes,
-    maxCommitBytes: MAX_COMMIT_BYTES,
-    maxQueuedBytes: 2 * MAX_COMMIT_BYTES,
-  });
+  private readonly lanes = new CommitLanes();
   private stopping = false;
   private undrain: () => void = () => undefined;
   private readonly ingress: PredictionIngress;
@@ -209,8 +194,17 @@ export class Aggregator {
       const fresh = this.uncommittedPart(batch);
       if (fresh === undefined) return undefined;
       const prepared = await this.prepare({ ...payload, batch: fresh });
-      const queued = this.lanes.recovering(partition) ? this.lanes.commitNow(partition, epoch, prepared) : this.lanes.enqueue(partition, epoch, prepared);
-      return (await queued) ? undefined : 'retry';
+      if (!(await this.lanes.mayCommit(partition, epoch))) return 'retry';
+      if (this.lanes.recovering(partition)) {
+        this.lanes.committed(partition, await this.commitPrepared(prepared));
+        return undefined;
+      }
+      this.lanes.start(
+        partition,
+        () => this.commitPrepared(prepared),
+        (error) => this.recover(payload, error),
+      );
+      return undefined;
     } catch (error) {
       if (blamesTheMessages(error)) throw error;
       // The committed offset is read only once the commit in flight settled: read before, it could
@@ -230,8 +224,7 @@ export class Aggregator {
   }
 
   /** Joins a batch and settles its outcomes into the records its commit writes. */
-  private async prepare(payload: EachBatchPayload): Promise<PreparedBatch> {
-    const { batch, heartbeat } = payload;
+  private async prepare({ batch, heartbeat }: EachBatchPayload): Promise<PreparedBatch> {
     const now = Date.now();
     const started = performance.now();
     this.metrics.fetched(batch.partition, batch.offsetLag());
@@ -245,36 +238,22 @@ export class Aggregator {
     const rejected = [...admitted.rejected, ...settled.rejected];
     const letters = deadLetters(batch, rejected, this.service, now, this.o.logger);
     const fused = settled.fused.map((f) => ({ key: f.requestId, value: codecs.fusedPrediction.encode(f), headers: codecs.fusedPrediction.headers }));
-    return { payload, batch, settled, rejected, fused, letters, started, bytes: recordBytes(fused) + recordBytes(letters) };
+    return { batch, settled, rejected, fused, letters, started };
   }
 
-  /**
-   * Commits one partition's prepared batches (in offset order) together and counts them; resolves
-   * with the partition's next offset.
-   */
-  private async commitPrepared(items: readonly PreparedBatch[]): Promise<bigint> {
-    const last = items[items.length - 1] as PreparedBatch;
+  /** Commits a prepared batch and counts it; resolves with the partition's next offset. */
+  private async commitPrepared({ batch, settled, rejected, fused, letters, started }: PreparedBatch): Promise<bigint> {
     const committing = performance.now();
-    const nextOffset = await this.commit(
-      last.batch,
-      items.flatMap((i) => i.fused),
-      items.flatMap((i) => i.letters),
-    );
-    this.counted(
-      last.batch.partition,
-      items.map((i) => i.settled),
-      items.reduce((n, i) => n + i.letters.length, 0),
-    );
+    const nextOffset = await this.commit(batch, fused, letters);
+    this.counted(batch.partition, settled, letters.length);
     const done = performance.now();
     this.metrics.step('transaction', done - committing);
-    for (const { settled, rejected, started } of items) {
-      this.metrics.step('batch', done - started);
-      this.metrics.committed(
-        settled.fused,
-        rejected.map((r) => r.error.code),
-      );
-    }
-    this.failures.delete(last.batch.partition);
+    this.metrics.step('batch', done - started);
+    this.metrics.committed(
+      settled.fused,
+      rejected.map((r) => r.error.code),
+    );
+    this.failures.delete(batch.partition);
     return nextOffset;
   }
 
@@ -413,22 +392,20 @@ export class Aggregator {
   }
 
   /** Counted only once committed: an aborted batch is processed again and would count twice. */
-  private counted(partition: number, batches: readonly Settled[], deadLetterCount: number): void {
+  private counted(partition: number, settled: Settled, deadLetterCount: number): void {
     const now = Date.now();
-    for (const settled of batches) {
-      for (const f of settled.fused) this.countFused(f);
-      for (const c of settled.closed) this.health.record(c, now);
-      for (const model of settled.late) this.stats.late[model] = (this.stats.late[model] ?? 0) + 1;
-      this.stats.duplicates += settled.duplicates;
-      this.stats.batches++;
-    }
+    for (const f of settled.fused) this.countFused(f);
+    for (const c of settled.closed) this.health.record(c, now);
+    for (const model of settled.late) this.stats.late[model] = (this.stats.late[model] ?? 0) + 1;
+    this.stats.duplicates += settled.duplicates;
     this.stats.deadLetters += deadLetterCount;
+    this.stats.batches++;
     // Not awaited: the partition's next join queues behind it on the same connection anyway, and
     // a failure only leaves the predictions in Redis until their TTL.
     this.o.joinStore
       .finish(
         partition,
-        batches.flatMap((settled) => settled.fused.map((f) => f.requestId)),
+        settled.fused.map((f) => f.requestId),
       )
       .catch((error: unknown) => {
         this.o.logger.warn('freeing fused predictions failed; they expire with their TTL', { partition, error: describeError(error) });
@@ -468,11 +445,4 @@ export class Aggregator {
     else if (fused.status === 'PARTIAL') this.stats.partial++;
     else this.stats.insufficient++;
   }
-}
-
-/** The bytes of records' keys and values. */
-function recordBytes(messages: readonly Message[]): number {
-  let bytes = 0;
-  for (const m of messages) bytes += ((m.value as Buffer | null)?.length ?? 0) + (typeof m.key === 'string' ? m.key.length : 0);
-  return bytes;
 }
