@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type JoinEntry, type JoinOutcome, JoinStore, StateLostError } from '../../services/aggregator/join-store.js';
-import { JOIN_STATE, REQUEST_FIELD, RedisKeys } from '../../services/shared/redis-keys.js';
+import { FUSED_BUCKET_MS, JOIN_STATE, REQUEST_FIELD, RedisKeys } from '../../services/shared/redis-keys.js';
 import { uniqueName } from '../support/ids.js';
 import { testInfra } from '../support/infra.js';
 
@@ -228,6 +228,32 @@ describe('join scripts on real Redis', () => {
       now,
     );
     expect(out.map((o) => o.kind)).toEqual(['pending', 'fuse', 'late', 'expired']);
+  });
+
+  it('writes the deadline index and fused buckets of a call of thousands of messages in full', async () => {
+    await fresh();
+    const now = Date.now();
+    // 600 requests opened and fused within the call (no deadline entry left), 900 opened only;
+    // the 1,800 deadline arguments and 1,200 bucket arguments exceed one slice.
+    const closed = Array.from({ length: 600 }, (_, i) => `c${i}`);
+    const open = Array.from({ length: 900 }, (_, i) => `o${i}`);
+    let offset = 0;
+    // One creation time for all: they share one fused bucket.
+    const at = (id: string, model: string) => prediction(id, model, offset++, now + 10_000, true, now);
+    const first = [...closed.flatMap((id) => MODELS.map((m) => at(id, m))), ...open.map((id) => at(id, 'm1'))];
+    const out = await join(store, 2, first, MODELS, now);
+    expect(out.filter((o) => o.kind === 'fuse')).toHaveLength(600);
+    expect((await redis.zrange(keys.deadlines(2), 0, -1)).sort()).toEqual([...open].sort());
+    // The next call closes the rest: the index is empty, and every request is in its fused bucket.
+    const second = open.flatMap((id) => ['m2', 'm3'].map((m) => at(id, m)));
+    expect((await join(store, 2, second, MODELS, now)).filter((o) => o.kind === 'fuse')).toHaveLength(900);
+    expect(await redis.zcard(keys.deadlines(2))).toBe(0);
+    const bucket = keys.fusedBucket(2, Math.floor(now / FUSED_BUCKET_MS));
+    expect(await redis.hlen(bucket)).toBe(1500);
+    // A request whose state is gone is still known as fused (late), from its bucket.
+    await redis.del(keys.request(2, 'c7'), keys.request(2, 'o7'));
+    const late = await join(store, 2, [at('c7', 'm1'), at('o7', 'm1')], MODELS, now);
+    expect(late.map((o) => o.kind)).toEqual(['late', 'late']);
   });
 
   it('remembers fused requests after their state expired, and forgets them after fusedMemoryMs of log time', async () => {

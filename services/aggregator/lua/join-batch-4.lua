@@ -105,7 +105,6 @@ end
 -- index entries of requests opened here (unless fused here too) and removed, and fused buckets.
 -- Nothing in this call reads them before that.
 local openedDeadlines = {}
-local openedOrder = {}
 local closedDeadlines = {}
 local fusedByMinute = {}
 
@@ -166,7 +165,6 @@ local function openRequest(stateKey, requestId, createdAt, deadline)
   end
   redis.call('HSET', stateKey, FIELD.state, STATE.open, FIELD.deadline, deadline, FIELD.createdAt, createdAt, FIELD.probes, pw, FIELD.okAnswers, 0)
   redis.call('PEXPIRE', stateKey, ttl)
-  if not openedDeadlines[requestId] then openedOrder[#openedOrder + 1] = requestId end
   openedDeadlines[requestId] = deadline
   return {STATE.open, pw, '0', tostring(createdAt), false, false, false, false}
 end
@@ -246,12 +244,9 @@ local function inSlices(command, key, args)
   end
 end
 local adds = {}
-for _, requestId in ipairs(openedOrder) do
-  local d = openedDeadlines[requestId]
-  if d then
-    adds[#adds + 1] = d
-    adds[#adds + 1] = requestId
-  end
+for requestId, d in pairs(openedDeadlines) do
+  adds[#adds + 1] = d
+  adds[#adds + 1] = requestId
 end
 inSlices('ZADD', deadlines, adds)
 inSlices('ZREM', deadlines, closedDeadlines)
