@@ -6,6 +6,7 @@ import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-c
 import { describeError } from '../shared/errors.js';
 import { fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
+import { PeriodicOffsetCommits } from '../shared/periodic-offset-commits.js';
 import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
 import { FETCH_DEFAULTS, type FetchSettings } from '../shared/runtime-config.js';
 import type { FusedPrediction } from '../shared/records.js';
@@ -50,6 +51,8 @@ export interface AggregatorOptions {
   onFatal?: FatalHandler;
   /** Where the aggregator's instruments are registered (its /metrics). @defaultValue a registry of its own */
   metrics?: Registry;
+  /** At least once: how often the acknowledged offsets are committed, ms. @defaultValue 1000 */
+  commitIntervalMs?: number;
 }
 
 /** Running totals since start, for reports and tests. */
@@ -108,6 +111,10 @@ export class Aggregator {
   private readonly producers = new Map<number, Promise<Producer>>();
   private readonly failures = new Map<number, number>();
   private readonly lanes = new CommitLanes();
+  /** At least once: the offsets of acknowledged batches, committed once a second. */
+  private readonly offsetCommits: PeriodicOffsetCommits | undefined;
+  /** The eachBatch calls running; stop() waits for them before it commits and leaves. */
+  private readonly running = new Set<Promise<unknown>>();
   private stopping = false;
   private undrain: () => void = () => undefined;
   private readonly ingress: PredictionIngress;
@@ -136,6 +143,15 @@ export class Aggregator {
       sessionTimeout: o.sessionTimeoutMs ?? 4000,
     });
     watchConsumer(this.consumer, this.service, o.logger, o.onFatal ?? logFatal(o.logger));
+    if (o.config.delivery === 'at-least-once') {
+      const commits = new PeriodicOffsetCommits(
+        (offsets) => this.consumer.commitOffsets(offsets),
+        o.commitIntervalMs ?? 1000,
+        (error) => o.logger.warn('offset commit failed; retried with the next one', { error: describeError(error) }),
+      );
+      this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => commits.retain(new Map(Object.entries(payload.memberAssignment))));
+      this.offsetCommits = commits;
+    }
     this.guard = new PoisonGuard(o.logger, this.service);
     this.ingress = new PredictionIngress(o.config);
     this.fusion = new RequestFusion(o.config, o.fuser ?? staticFuser(o.config));
@@ -154,7 +170,12 @@ export class Aggregator {
   }
 
   async start(): Promise<void> {
-    this.undrain = drainBeforeRejoin(this.groupId, () => this.lanes.drain());
+    // Before a rebalance: the commits in flight, then (at least once) their offsets, so that the
+    // partitions' next owners start where this instance's acknowledged results end.
+    this.undrain = drainBeforeRejoin(this.groupId, async () => {
+      await this.lanes.drain();
+      await this.offsetCommits?.flush();
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.o.topics.predictions, fromBeginning: true });
     await this.consumer.run({
@@ -163,16 +184,22 @@ export class Aggregator {
       partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
       // The guard resolves what was handled; a batch left unresolved is fetched again.
       eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.guard.run(payload, (p) => this.onBatch(p)),
+      eachBatch: (payload) => this.tracked(this.guard.run(payload, (p) => this.onBatch(p))),
     });
+    this.offsetCommits?.start();
     await this.sweeper.start();
     this.o.logger.info('aggregator started', { group: this.groupId, strategy: this.o.config.strategy, models: this.expected });
   }
 
   async stop(): Promise<void> {
+    // From here no batch is started (onBatch leaves it to the partition's next owner).
     this.stopping = true;
     await this.sweeper.stop();
-    // Leaving the group waits for the commits in flight (drainBeforeRejoin).
+    // kafkajs commits no offsets once its consumer stops: the batches in hand finish, and their
+    // commits and offsets land, while the consumer still runs. Leaving the group drains again.
+    await Promise.allSettled([...this.running]);
+    await this.lanes.drain();
+    await this.offsetCommits?.stop();
     await this.consumer.disconnect();
     this.undrain();
     await Promise.allSettled([...this.producers.values()].map(async (p) => (await p).disconnect()));
@@ -187,6 +214,7 @@ export class Aggregator {
    */
   private async onBatch(payload: EachBatchPayload): Promise<'retry' | undefined> {
     const { batch, isStale } = payload;
+    if (this.stopping) return 'retry';
     if (batch.messages.length === 0 || isStale()) return undefined;
     const { partition } = batch;
     const epoch = this.lanes.epoch(partition);
@@ -212,6 +240,16 @@ export class Aggregator {
       await this.lanes.settled(partition);
       await this.retryLater(payload, error);
       return undefined;
+    }
+  }
+
+  /** Keeps `batch` in `running` until it settles. */
+  private async tracked<T>(batch: Promise<T>): Promise<T> {
+    this.running.add(batch);
+    try {
+      return await batch;
+    } finally {
+      this.running.delete(batch);
     }
   }
 
@@ -339,8 +377,11 @@ export class Aggregator {
 
   /**
    * At least once: one produce request for the results and dead letters, acknowledged by every
-   * in-sync replica, then the offsets. A crash between the two reads the batch again, and the join's
-   * offset rule fuses its requests again with their first close time: the same bytes a second time.
+   * in-sync replica; the offsets are committed once a second (PeriodicOffsetCommits), and before a
+   * rebalance or a stop. After a crash the next owner reads again what came after the last commit:
+   * the requests already freed in Redis are dropped as late answers, and those whose state was
+   * still there are fused again by the join's offset rule with their first close time: the same
+   * bytes again.
    */
   private async commitAcknowledged(producer: Producer, offsets: TopicOffsets[], fused: Message[], letters: Message[]): Promise<void> {
     const topicMessages = [
@@ -348,7 +389,7 @@ export class Aggregator {
       ...(letters.length > 0 ? [{ topic: this.o.topics.deadLetters, messages: letters }] : []),
     ];
     if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
-    await this.consumer.commitOffsets(offsets.flatMap(({ topic, partitions }) => partitions.map((p) => ({ topic, ...p }))));
+    await this.offsetCommits?.done(offsets.flatMap(({ topic, partitions }) => partitions.map((p) => ({ topic, ...p }))));
   }
 
   /**

@@ -13,7 +13,7 @@ import { GROUPS, type Topics } from '../shared/topics.js';
 import { REQUEST_LIMITS, type RequestLimits } from './config.js';
 import { type AcceptedEvent, type BreakerOptions, emptyStats, ModelLane, type WorkerStats } from './model-lane.js';
 import type { ModelRunner } from './model-runner.js';
-import { PeriodicOffsetCommits } from './offset-commits.js';
+import { PeriodicOffsetCommits } from '../shared/periodic-offset-commits.js';
 import { WorkerMetrics } from './worker-metrics.js';
 
 export type { BreakerOptions, WorkerStats } from './model-lane.js';

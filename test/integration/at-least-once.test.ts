@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../services/shared/repo-root.js';
+import { lagging, untilConsumed } from '../support/consumed.js';
 import { uniqueName } from '../support/ids.js';
 import {
   classificationConfig,
@@ -14,6 +15,7 @@ import {
   produce,
   SliceRunner,
   tail,
+  tailFused,
   TestPipeline,
   testKafka,
 } from '../support/pipeline.js';
@@ -31,6 +33,114 @@ describe('at-least-once delivery', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await pipeline?.stop();
     pipeline = undefined;
+  });
+
+  it('commits the acknowledged offsets before a rebalance and when it stops, not only once per interval', async () => {
+    const kafka = testKafka();
+    const topics = await createTestTopics(kafka);
+    pipeline = new TestPipeline(kafka, topics);
+    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new SliceRunner(id, i, 3));
+    const config = classificationConfig(MODELS, { delivery: 'at-least-once' });
+    // An interval no test outlives: any offset committed here was committed by a rebalance or a stop.
+    const options = { commitIntervalMs: 3_600_000 };
+    const fused = await tailFused(kafka, topics);
+    const sendAndFuse = async (from: number, n: number) => {
+      await produce(
+        kafka,
+        topics.features,
+        Array.from({ length: n }, (_, j) => featureMessage(`req-${from + j}`, FEATURES)),
+      );
+      await eventually(() => countByKey(fused.received).size >= from + n, `${from + n} results`);
+    };
+    const group = pipeline.aggregatorGroup;
+    const behind = () => lagging(kafka, [{ groupId: group, topic: topics.predictions }]);
+    const committedAll = (what: string) =>
+      untilConsumed(kafka, [{ groupId: group, topic: topics.predictions }], 10_000).catch((e) => {
+        throw new Error(`${what}: ${(e as Error).message}`);
+      });
+
+    const first = await pipeline.startAggregatorWith(config, options);
+    await sendAndFuse(0, 300);
+    expect(await behind(), 'nothing committed within the interval').toHaveLength(3);
+    // A second instance joins: the first commits what it acknowledged before it rejoins.
+    const second = await pipeline.startAggregatorWith(config, options);
+    await committedAll('committed before the rebalance');
+
+    await sendAndFuse(300, 300);
+    expect((await behind()).length).toBeGreaterThan(0);
+    // The first commits its partitions as it stops, the second its own before it takes them over.
+    await first.stop();
+    await committedAll('committed when the first stopped');
+    await sendAndFuse(600, 300);
+    await second.stop();
+    await committedAll('committed when the second stopped');
+    await fused.caughtUp();
+    await fused.stop();
+    expect(countByKey(fused.received).size).toBe(900);
+    expect([...countByKey(fused.received).values()].filter((n) => n !== 1)).toEqual([]);
+  });
+
+  it('writes nothing twice when aggregators stop gracefully (SIGTERM) or rebalance under traffic', async () => {
+    expect(existsSync(CLI), `${CLI} is missing: build first (npm test does)`).toBe(true);
+    const kafka = testKafka();
+    const topics = await createTestTopics(kafka);
+    pipeline = new TestPipeline(kafka, topics);
+    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new SliceRunner(id, i, 3));
+    const dir = mkdtempSync(join(tmpdir(), 'es-alo-'));
+    const configPath = join(dir, 'aggregator.json');
+    writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS, { delivery: 'at-least-once' })));
+    const env = pipeline.serviceEnv('alo-term-group');
+    const startAggregator = () => {
+      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
+        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
+        stdio: 'ignore',
+      });
+      children.push(child);
+      return child;
+    };
+    const fused = await tail(kafka, topics.fused, () => null);
+    let sent = 0;
+    let stopProducing = false;
+    const producing = (async () => {
+      while (!stopProducing) {
+        await produce(
+          kafka,
+          topics.features,
+          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)),
+        );
+        sent += 100;
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    const resultsFlowing = async (what: string) => {
+      const seen = fused.received.length;
+      await eventually(() => fused.received.length >= seen + 300, what, 90_000);
+    };
+
+    // Each round: a second instance joins (a rebalance while commits are in flight), then the
+    // older one is stopped with SIGTERM while results flow, and the newer one takes its partitions.
+    let current = startAggregator();
+    await resultsFlowing('results from the first aggregator');
+    const rounds = 4;
+    for (let round = 0; round < rounds; round++) {
+      const next = startAggregator();
+      await resultsFlowing(`results after instance ${round + 2} joined`);
+      current.kill('SIGTERM');
+      const code = await new Promise((r) => current.once('exit', (c) => r(c)));
+      expect(code, 'a SIGTERMed aggregator exits cleanly').toBe(0);
+      current = next;
+      await resultsFlowing(`results after instance ${round + 1} stopped`);
+    }
+    stopProducing = true;
+    await producing;
+    const total = sent;
+    await eventually(() => countByKey(fused.received).size >= total, `${total} distinct results`, 120_000);
+    await pipeline.drainedBy(env.ES_AGGREGATOR_GROUP, fused);
+    await fused.stop();
+
+    const counts = countByKey(fused.received);
+    expect(counts.size).toBe(total);
+    expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
   });
 
   it('loses nothing when the aggregator is SIGKILLed, and a result written again is the same bytes as the first', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type PartitionOffset, PeriodicOffsetCommits } from '../../services/worker/offset-commits.js';
+import { type PartitionOffset, PeriodicOffsetCommits } from '../../services/shared/periodic-offset-commits.js';
 
 const at = (partition: number, offset: number): PartitionOffset => ({ topic: 'features', partition, offset: String(offset) });
 
