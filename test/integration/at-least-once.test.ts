@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Kafka } from 'kafkajs';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,66 @@ describe('at-least-once delivery', () => {
     await pipeline?.stop();
     pipeline = undefined;
   });
+
+  /** Three in-process workers and a way to start at-least-once aggregators as processes of the CLI. */
+  async function cliPipeline(groupPrefix: string) {
+    expect(existsSync(CLI), `${CLI} is missing: build first (npm test does)`).toBe(true);
+    const kafka = testKafka();
+    const topics = await createTestTopics(kafka);
+    pipeline = new TestPipeline(kafka, topics);
+    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new SliceRunner(id, i, 3));
+    const dir = mkdtempSync(join(tmpdir(), 'es-alo-'));
+    const configPath = join(dir, 'aggregator.json');
+    writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS, { delivery: 'at-least-once' })));
+    const env = pipeline.serviceEnv(groupPrefix);
+    const startAggregator = () => {
+      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
+        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
+        stdio: 'ignore',
+      });
+      children.push(child);
+      return child;
+    };
+    const running = pipeline;
+    /** Stops the traffic, waits for a result of every request sent, and counts them by key. */
+    const everyResult = async (
+      traffic: { stop: () => Promise<number> },
+      fused: { received: readonly { key: string }[]; caughtUp: (timeoutMs?: number) => Promise<void>; stop: () => Promise<void> },
+    ) => {
+      const total = await traffic.stop();
+      await eventually(() => countByKey(fused.received).size >= total, `${total} distinct results`, 120_000);
+      await running.drainedBy(env.ES_AGGREGATOR_GROUP, fused);
+      await fused.stop();
+      const counts = countByKey(fused.received);
+      expect(counts.size).toBe(total);
+      return counts;
+    };
+    return { kafka, topics, startAggregator, everyResult };
+  }
+
+  /** 100 requests every 40 ms until `stop`; resolves with how many were sent. */
+  function steadyTraffic(kafka: Kafka, topic: string) {
+    let sent = 0;
+    let stopping = false;
+    const running = (async () => {
+      while (!stopping) {
+        await produce(
+          kafka,
+          topic,
+          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)),
+        );
+        sent += 100;
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    return {
+      stop: async () => {
+        stopping = true;
+        await running;
+        return sent;
+      },
+    };
+  }
 
   it('commits the acknowledged offsets before a rebalance and when it stops, not only once per interval', async () => {
     const kafka = testKafka();
@@ -81,37 +142,9 @@ describe('at-least-once delivery', () => {
   });
 
   it('writes nothing twice when aggregators stop gracefully (SIGTERM) or rebalance under traffic', async () => {
-    expect(existsSync(CLI), `${CLI} is missing: build first (npm test does)`).toBe(true);
-    const kafka = testKafka();
-    const topics = await createTestTopics(kafka);
-    pipeline = new TestPipeline(kafka, topics);
-    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new SliceRunner(id, i, 3));
-    const dir = mkdtempSync(join(tmpdir(), 'es-alo-'));
-    const configPath = join(dir, 'aggregator.json');
-    writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS, { delivery: 'at-least-once' })));
-    const env = pipeline.serviceEnv('alo-term-group');
-    const startAggregator = () => {
-      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
-        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
-        stdio: 'ignore',
-      });
-      children.push(child);
-      return child;
-    };
+    const { kafka, topics, startAggregator, everyResult } = await cliPipeline('alo-term-group');
     const fused = await tail(kafka, topics.fused, () => null);
-    let sent = 0;
-    let stopProducing = false;
-    const producing = (async () => {
-      while (!stopProducing) {
-        await produce(
-          kafka,
-          topics.features,
-          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)),
-        );
-        sent += 100;
-        await new Promise((r) => setTimeout(r, 40));
-      }
-    })();
+    const traffic = steadyTraffic(kafka, topics.features);
     const resultsFlowing = async (what: string) => {
       const seen = fused.received.length;
       await eventually(() => fused.received.length >= seen + 300, what, 90_000);
@@ -131,36 +164,12 @@ describe('at-least-once delivery', () => {
       current = next;
       await resultsFlowing(`results after instance ${round + 1} stopped`);
     }
-    stopProducing = true;
-    await producing;
-    const total = sent;
-    await eventually(() => countByKey(fused.received).size >= total, `${total} distinct results`, 120_000);
-    await pipeline.drainedBy(env.ES_AGGREGATOR_GROUP, fused);
-    await fused.stop();
-
-    const counts = countByKey(fused.received);
-    expect(counts.size).toBe(total);
+    const counts = await everyResult(traffic, fused);
     expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
   });
 
   it('loses nothing when the aggregator is SIGKILLed, and a result written again is the same bytes as the first', async () => {
-    expect(existsSync(CLI), `${CLI} is missing: build first (npm test does)`).toBe(true);
-    const kafka = testKafka();
-    const topics = await createTestTopics(kafka);
-    pipeline = new TestPipeline(kafka, topics);
-    for (const [i, id] of MODELS.entries()) await pipeline.startWorker(new SliceRunner(id, i, 3));
-    const dir = mkdtempSync(join(tmpdir(), 'es-alo-'));
-    const configPath = join(dir, 'aggregator.json');
-    writeFileSync(configPath, JSON.stringify(classificationConfig(MODELS, { delivery: 'at-least-once' })));
-    const env = pipeline.serviceEnv('alo-group');
-    const startAggregator = () => {
-      const child = spawn(process.execPath, [CLI, 'aggregator', '--config', configPath], {
-        env: { ...env, ES_INSTANCE_ID: uniqueName('agg') },
-        stdio: 'ignore',
-      });
-      children.push(child);
-      return child;
-    };
+    const { kafka, topics, startAggregator, everyResult } = await cliPipeline('alo-group');
     // Raw bytes: a duplicate must be the first copy's value and headers exactly.
     const fused = await tail(kafka, topics.fused, (value, headers) => ({
       value: Buffer.from(value ?? Buffer.alloc(0)),
@@ -169,21 +178,10 @@ describe('at-least-once delivery', () => {
 
     // Traffic flows until a kill has left a duplicate (or the kills run out), then stops.
     let aggregator = startAggregator();
-    let sent = 0;
-    let stopProducing = false;
-    const producing = (async () => {
-      while (!stopProducing) {
-        await produce(
-          kafka,
-          topics.features,
-          Array.from({ length: 100 }, (_, j) => featureMessage(`req-${sent + j}`, FEATURES)),
-        );
-        sent += 100;
-        await new Promise((r) => setTimeout(r, 40));
-      }
-    })();
+    const traffic = steadyTraffic(kafka, topics.features);
     // A kill right as results arrive lands, now and then, after a batch's results were acknowledged
-    // and before its offsets were committed: the batch is read again and its results written twice.
+    // and before its join state was freed: the batch is read again (its offsets were not committed
+    // yet) and its results written twice.
     const duplicated = () => [...countByKey(fused.received).values()].some((n) => n > 1);
     let kills = 0;
     while (kills < MAX_KILLS && !duplicated()) {
@@ -194,15 +192,7 @@ describe('at-least-once delivery', () => {
       kills++;
       aggregator = startAggregator();
     }
-    stopProducing = true;
-    await producing;
-    const total = sent;
-    await eventually(() => countByKey(fused.received).size >= total, `${total} distinct results`, 120_000);
-    await pipeline.drainedBy(env.ES_AGGREGATOR_GROUP, fused);
-    await fused.stop();
-
-    const counts = countByKey(fused.received);
-    expect(counts.size).toBe(total);
+    await everyResult(traffic, fused);
     const first = new Map<string, { value: Buffer; headers: string }>();
     let copies = 0;
     for (const { key, value } of fused.received) {
