@@ -69,7 +69,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --aggregators N      aggregator instances sharing the partitions (1)
   --dead-model-rate N  offered rate of the dead-model profile, req/s (300)
   --dead-model-deadline-ms N  its deadline, which every request waits for (1000)
-  --delivery LIST      exactly-once,at-least-once: run each profile in each mode (exactly-once)
+  --delivery LIST      run each profile in each delivery mode listed (exactly-once,at-least-once;
+                       the backlog profile runs exactly once, --scaling in the first mode listed)
   --idle-seconds N     CPU of the whole pipeline with no traffic, after each profile (30; 0: skip)
   --models N           synthetic models (3); the dead-model profile expects N and starts N-1
   --partitions N       partitions of the topics each profile creates (ES_PARTITIONS, 3)
@@ -137,7 +138,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       rate: int(values['dead-model-rate'], 300, '--dead-model-rate'),
       deadlineMs: int(values['dead-model-deadline-ms'], 1000, '--dead-model-deadline-ms'),
     },
-    deliveries: (values.delivery ?? 'exactly-once').split(',').map((d) => d.trim()) as DeliveryMode[],
+    deliveries: (values.delivery ?? DELIVERY_MODES.join(',')).split(',').map((d) => d.trim()) as DeliveryMode[],
     idleSeconds: values['idle-seconds'] === '0' ? 0 : int(values['idle-seconds'], 30, '--idle-seconds'),
     models: scaling === undefined ? int(values.models, 3, '--models') : (scaling.models[0] as number),
     ...(scaling === undefined ? {} : { scaling }),

@@ -13,6 +13,12 @@ describe('bench options', () => {
     expect(o?.requests).toBe(20_000);
   });
 
+  it('runs every profile in both delivery modes unless told one, and refuses an unknown mode', () => {
+    expect(parseBenchOptions([])?.deliveries).toEqual(['exactly-once', 'at-least-once']);
+    expect(parseBenchOptions(['--delivery', 'exactly-once'])?.deliveries).toEqual(['exactly-once']);
+    expect(() => parseBenchOptions(['--delivery', 'at-most-once'])).toThrow(/is not one of/);
+  });
+
   it('takes a number of models and of partitions', () => {
     const o = parseBenchOptions(['--models', '5', '--partitions', '12']);
     expect(o?.models).toBe(5);
