@@ -20,7 +20,7 @@ import { brokerPid, watchedProcesses } from './local-processes.js';
 import { messageSizes } from './message-sizes.js';
 import { measureMetricsCost } from './metrics-cost.js';
 import { type BenchOptions, parseBenchOptions, USAGE } from './options.js';
-import { type IdleResult, measureIdle, type PhaseContext, type PhaseResult, runPhase } from './phase.js';
+import { type IdleResult, measureBrokerAlone, measureIdle, type PhaseContext, type PhaseResult, runPhase } from './phase.js';
 import { kafkaRequestsEnv, loadProfile, requestsFile, Pipeline, type Profile } from './pipeline.js';
 import { type ProfileSummary, summariseProfile } from './profile-summary.js';
 import { keysLeft, redisSnapshot } from './redis-stats.js';
@@ -36,6 +36,8 @@ import { latencyPlot } from './svg-plot.js';
  * `--scaling` runs the scaling matrix instead (scaling.ts).
  */
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** Long enough for the broker's periodic work (checkpoints every 5 s) to show. */
+const BROKER_ALONE_SECONDS = 10;
 
 async function main(argv: string[]): Promise<void> {
   const options = parseBenchOptions(argv);
@@ -67,6 +69,9 @@ async function main(argv: string[]): Promise<void> {
   const createdTopics: string[] = [];
   let loadGenerator: ChildProcess | undefined;
   try {
+    // Before the run's processes talk to the broker, so that its share of the idle figures can be read.
+    const aloneAt = brokerPid(env);
+    const brokerAlone = options.idleSeconds > 0 && aloneAt !== undefined ? await measureBrokerAlone(aloneAt, BROKER_ALONE_SECONDS) : undefined;
     const baseline = await redisSnapshot(redis);
     let ceiling: CeilingResult[] = [];
     if (options.ceiling) {
@@ -178,6 +183,7 @@ async function main(argv: string[]): Promise<void> {
       kafkajsBound: kafkajsBound(ceiling, cpus().length, options.models),
       phases,
       idle,
+      ...(brokerAlone === undefined ? {} : { brokerAlone }),
       redisMemory: { baselineBytes: baseline.usedMemory, afterPhasesBytes: afterPhases.usedMemory, afterTtlBytes: afterTtl.usedMemory, keysLeftAfterTtl: left },
       cpuProfiles,
       ...(backlog === undefined ? {} : { backlog }),

@@ -187,6 +187,25 @@ export async function measureIdle(ctx: PhaseContext, profile: string, seconds: n
   return { profile, seconds: usage.machine.wallSeconds, processes: usage.processes, machine: usage.machine };
 }
 
+/** The broker's CPU before the run's services start: what it costs on its own, holding its partitions. */
+export interface BrokerAlone {
+  seconds: number;
+  /** Share of one core. */
+  cores: number;
+}
+
+/** Samples the broker's CPU over `seconds` while none of the run's processes talks to it. */
+export async function measureBrokerAlone(brokerPid: number, seconds: number): Promise<BrokerAlone | undefined> {
+  // The run's topics were just created: let that settle first.
+  await new Promise((r) => setTimeout(r, 2000));
+  const sampler = new ProcessSampler([{ name: 'kafka', pid: brokerPid }], 1000);
+  sampler.start();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const usage = sampler.stop();
+  const cores = usage.processes[0]?.cores;
+  return cores === undefined ? undefined : { seconds: usage.machine.wallSeconds, cores };
+}
+
 /** What kafka-requests.ts writes: requests sent and their summed waits, by API, since start. */
 interface RequestCounts {
   counts: Record<string, number>;

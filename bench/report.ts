@@ -4,7 +4,7 @@ import type { BacklogResult } from './backlog.js';
 import { formatBacklog } from './backlog-report.js';
 import type { CeilingResult } from './ceiling.js';
 import type { MessageBytes } from './message-sizes.js';
-import type { IdleResult, PhaseResult } from './phase.js';
+import type { BrokerAlone, IdleResult, PhaseResult } from './phase.js';
 import type { ProcessUsage } from './process-stats.js';
 import type { ProfileSummary } from './profile-summary.js';
 
@@ -33,6 +33,8 @@ export interface BenchReport {
   phases: PhaseResult[];
   /** Each profile's pipeline with no traffic. */
   idle: IdleResult[];
+  /** The broker before the run's first client, when it runs on this machine and idle is measured. */
+  brokerAlone?: BrokerAlone;
   redisMemory: { baselineBytes: number; afterPhasesBytes: number; afterTtlBytes: number; keysLeftAfterTtl: number };
   cpuProfiles: ProfileSummary[];
   /** The aggregator against a Kafka Streams app on a pre-loaded topic (--profile backlog). */
@@ -283,6 +285,11 @@ export function formatReport(r: BenchReport): string {
         ]),
       ),
     );
+    if (r.brokerAlone !== undefined) {
+      out.push(
+        `the broker alone, before the run's services and load started: ${pct(r.brokerAlone.cores)} of one core over ${fmt(r.brokerAlone.seconds)} s (its own timers and the partitions it holds, included in its share above)`,
+      );
+    }
   }
 
   if (r.ceiling.length > 0) {

@@ -116,6 +116,8 @@ export class Aggregator {
   /** The eachBatch calls running; stop() waits for them before it commits and leaves. */
   private readonly running = new Set<Promise<unknown>>();
   private stopping = false;
+  /** consumer.run was called (kafkajs refuses to pause a consumer before that). */
+  private consuming = false;
   private undrain: () => void = () => undefined;
   private readonly ingress: PredictionIngress;
   private readonly fusion: RequestFusion;
@@ -186,14 +188,17 @@ export class Aggregator {
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.tracked(this.guard.run(payload, (p) => this.onBatch(p))),
     });
+    this.consuming = true;
     this.offsetCommits?.start();
     await this.sweeper.start();
     this.o.logger.info('aggregator started', { group: this.groupId, strategy: this.o.config.strategy, models: this.expected });
   }
 
   async stop(): Promise<void> {
-    // From here no batch is started (onBatch leaves it to the partition's next owner).
+    // From here nothing is fetched, and no batch fetched already is started (onBatch leaves it to
+    // the partition's next owner).
     this.stopping = true;
+    if (this.consuming) this.consumer.pause([{ topic: this.o.topics.predictions }]);
     await this.sweeper.stop();
     // kafkajs commits no offsets once its consumer stops: the batches in hand finish, and their
     // commits and offsets land, while the consumer still runs. Leaving the group drains again.
