@@ -4,7 +4,7 @@ import type { RedisClient as Redis } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError } from '../shared/errors.js';
-import { fetchOptions, retryForever } from '../shared/kafka.js';
+import { connectTransactional, fetchOptions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import { PeriodicOffsetCommits } from '../shared/periodic-offset-commits.js';
 import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
@@ -402,8 +402,11 @@ export class Aggregator {
    * now) or Kafka or Redis misbehaved. Whether its transaction committed can be unknown (a broker
    * died after the coordinator decided), so the batch is never simply read again from its first
    * offset: that would fuse its requests a second time if it had committed. Instead a new producer
-   * for the partition's transactional id is made, which makes the coordinator finish or abort any
-   * transaction of the old one, and the partition is read again from the group's committed offset.
+   * takes the partition's transactional id over (connectTransactional), which makes the coordinator
+   * finish or abort every transaction of the old one first, and only then is the partition read
+   * again from the group's committed offset. (Read before that, a commit whose markers were still
+   * being written, e.g. to a partition whose leader had just died, reads as not committed: its
+   * batches were fused again, and delivered twice once the commit completed.)
    * The consumer keeps running; if the partition moved meanwhile, its new owner reads it instead.
    * If even that fails, the error goes on to kafkajs, which restarts the consumer from the
    * committed offsets too.
@@ -478,7 +481,9 @@ export class Aggregator {
         // fails at once and is dropped by retryLater).
         retry: retryForever({ initialRetryTime: 5, maxRetryTime: 200 }),
       });
-      producer = created.connect().then(() => created);
+      // Exactly once, the id is taken over before anything reads the committed offsets
+      // (connectTransactional): retryLater relies on the old producer's last commit being done.
+      producer = this.o.config.delivery === 'exactly-once' ? connectTransactional(created) : created.connect().then(() => created);
       producer.catch(() => this.producers.delete(partition));
       this.producers.set(partition, producer);
     }

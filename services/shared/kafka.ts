@@ -11,6 +11,7 @@ import {
   logLevel as KafkaLogLevel,
   type logCreator,
   type SASLOptions,
+  type Producer,
 } from 'kafkajs';
 import { type AdaptiveFetchSettings, idleWaitFor, nextFetchWait } from './adaptive-fetch.js';
 import { InfrastructureError } from './errors.js';
@@ -276,3 +277,19 @@ export function retryForever(times: { initialRetryTime: number; maxRetryTime: nu
 
 /** The retry settings of every idempotent producer that has no reason for others (see retryForever). */
 export const IDEMPOTENT_RETRY = retryForever({ initialRetryTime: 100, maxRetryTime: 2000 });
+
+/**
+ * Connects a transactional producer and takes its transactional id over before it resolves.
+ * kafkajs's connect() asks for a producer id *without* the transactional id; only the first
+ * transaction() sends the InitProducerId that fences the id's previous producer and waits until
+ * that producer's last transaction has committed or aborted (its markers written, so its offsets
+ * are in the group's committed offsets). Anything that reads the committed offsets to decide what
+ * to process again must come after that, or a commit still being completed reads as not done.
+ * An empty transaction, begun and aborted, does it: kafkajs sends no EndTxn for it.
+ */
+export async function connectTransactional(producer: Producer): Promise<Producer> {
+  await producer.connect();
+  const takeover = await producer.transaction();
+  await takeover.abort();
+  return producer;
+}

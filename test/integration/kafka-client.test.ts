@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';
+import type { Producer } from 'kafkajs';
+import { connectTransactional, IDEMPOTENT_RETRY } from '../../services/shared/kafka.js';
 import { codecs } from '../../services/shared/codec.js';
 import { uniqueName } from '../support/ids.js';
 import { createTestTopics, eventually, featureMessage, produce, SliceRunner, tail, TestPipeline, testKafka } from '../support/pipeline.js';
@@ -36,6 +37,39 @@ describe('the Kafka client on a real broker', () => {
     // Uncached, kafkajs asks four times per transaction (41 here); a lookup lives for a second.
     expect(sent.get('GroupCoordinator') ?? 0).toBeLessThan(transactions);
     expect(sent.get('GroupCoordinator') ?? 0).toBeGreaterThan(0);
+  });
+
+  it('takes a transactional id over only at the first transaction(), which connectTransactional does before it resolves', async () => {
+    const kafka = testKafka();
+    const topics = await createTestTopics(kafka, 1);
+    const id = uniqueName('txn');
+    const producerOf = () => kafka.producer({ transactionalId: id, idempotent: true, retry: IDEMPOTENT_RETRY, maxInFlightRequests: 1 });
+    const send = async (producer: Producer, value: string) => {
+      const transaction = await producer.transaction();
+      await transaction.send({ topic: topics.fused, messages: [{ key: value, value }] });
+      return transaction;
+    };
+    const first = producerOf();
+    await first.connect();
+    const second = producerOf();
+    const third = producerOf();
+    try {
+      // kafkajs's connect() alone takes nothing over: the first producer's open transaction commits.
+      const unfenced = await send(first, 'first, committed');
+      await second.connect();
+      await unfenced.commit();
+      // connectTransactional fences it: its open transaction is aborted and its commit refused.
+      const fenced = await send(first, 'first, fenced');
+      await connectTransactional(third);
+      await expect(fenced.commit()).rejects.toThrow();
+      await (await send(third, 'third, committed')).commit();
+    } finally {
+      await Promise.allSettled([first.disconnect(), second.disconnect(), third.disconnect()]);
+    }
+    const read = await tail(kafka, topics.fused, (value) => value?.toString() ?? '');
+    await read.caughtUp();
+    await read.stop();
+    expect(read.received.map((r) => r.value)).toEqual(['first, committed', 'third, committed']);
   });
 
   it('a worker commits every consumed offset when it stops, so its successor repeats nothing', async () => {
