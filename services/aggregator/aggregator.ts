@@ -4,7 +4,7 @@ import type { RedisClient as Redis } from '../shared/redis.js';
 import { codecs } from '../shared/codec.js';
 import { type FatalHandler, logFatal, watchConsumer } from '../shared/consumer-crash.js';
 import { describeError } from '../shared/errors.js';
-import { connectTransactional, fetchOptions, retryForever } from '../shared/kafka.js';
+import { connectTransactional, fetchOptions, retryConcurrentTransactions, retryForever } from '../shared/kafka.js';
 import type { Logger } from '../shared/log.js';
 import { PeriodicOffsetCommits } from '../shared/periodic-offset-commits.js';
 import { blamesTheMessages, PoisonGuard } from '../shared/poison-guard.js';
@@ -371,7 +371,7 @@ export class Aggregator {
     try {
       if (fused.length > 0) await transaction.send({ topic: this.o.topics.fused, messages: fused });
       if (letters.length > 0) await transaction.send({ topic: this.o.topics.deadLetters, messages: letters });
-      await transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsets });
+      await retryConcurrentTransactions(() => transaction.sendOffsets({ consumerGroupId: this.groupId, topics: offsets }));
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);

@@ -293,3 +293,36 @@ export async function connectTransactional(producer: Producer): Promise<Producer
   await takeover.abort();
   return producer;
 }
+
+/** The coordinator is still completing a transaction's state change (for example its previous commit's markers). */
+export function isConcurrentTransactions(error: unknown): boolean {
+  const e = error as { type?: unknown; cause?: { type?: unknown } } | null;
+  return e?.type === 'CONCURRENT_TRANSACTIONS' || e?.cause?.type === 'CONCURRENT_TRANSACTIONS';
+}
+
+/**
+ * Calls `call` again while it fails with CONCURRENT_TRANSACTIONS, backing off from `initialMs` to
+ * `maxMs`, for at most `timeoutMs`. kafkajs retries that answer for AddPartitionsToTxn but sends
+ * AddOffsetsToTxn once, so a transaction begun right after a commit whose markers are slow (a
+ * partition's leader just died) failed as a whole, and every retry of its batch could meet the
+ * same answer after its own commit. The Java client retries it; so do we. AddOffsetsToTxn changes
+ * nothing on the client when it fails, so sending it again is safe.
+ */
+export async function retryConcurrentTransactions<T>(
+  call: () => Promise<T>,
+  { initialMs = 5, maxMs = 200, timeoutMs = 10_000 }: { initialMs?: number; maxMs?: number; timeoutMs?: number } = {},
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  let waited = 0;
+  let wait = initialMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isConcurrentTransactions(error) || waited + wait > timeoutMs) throw error;
+      await sleep(wait);
+      waited += wait;
+      wait = Math.min(maxMs, wait * 2);
+    }
+  }
+}
