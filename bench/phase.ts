@@ -179,12 +179,17 @@ export interface IdleResult {
  * empty fetches (a quiet second first), so the figure is what an idle deployment costs.
  */
 export async function measureIdle(ctx: PhaseContext, profile: string, seconds: number): Promise<IdleResult> {
+  const usage = await sampleQuiet(ctx.processes, seconds);
+  return { profile, seconds: usage.machine.wallSeconds, processes: usage.processes, machine: usage.machine };
+}
+
+/** The processes' CPU over `seconds`, after a quiet 2 s for what just happened to settle. */
+async function sampleQuiet(processes: readonly WatchedProcess[], seconds: number) {
   await new Promise((r) => setTimeout(r, 2000));
-  const sampler = new ProcessSampler(ctx.processes, 1000);
+  const sampler = new ProcessSampler(processes, 1000);
   sampler.start();
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  const usage = sampler.stop();
-  return { profile, seconds: usage.machine.wallSeconds, processes: usage.processes, machine: usage.machine };
+  return sampler.stop();
 }
 
 /** The broker's CPU before the run's services start: what it costs on its own, holding its partitions. */
@@ -196,12 +201,7 @@ export interface BrokerAlone {
 
 /** Samples the broker's CPU over `seconds` while none of the run's processes talks to it. */
 export async function measureBrokerAlone(brokerPid: number, seconds: number): Promise<BrokerAlone | undefined> {
-  // The run's topics were just created: let that settle first.
-  await new Promise((r) => setTimeout(r, 2000));
-  const sampler = new ProcessSampler([{ name: 'kafka', pid: brokerPid }], 1000);
-  sampler.start();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  const usage = sampler.stop();
+  const usage = await sampleQuiet([{ name: 'kafka', pid: brokerPid }], seconds);
   const cores = usage.processes[0]?.cores;
   return cores === undefined ? undefined : { seconds: usage.machine.wallSeconds, cores };
 }
